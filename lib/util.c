@@ -1,0 +1,365 @@
+/* util.c: error buffers, bounded buffers, full reads and writes, atomic files. */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/random.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "util.h"
+
+static int
+verr(char *err, int code, int with_errno, const char *fmt, va_list ap)
+{
+	int saved = errno;
+	size_t n;
+
+	if (!err)
+		return code;
+	vsnprintf(err, FL_ERRLEN, fmt, ap);
+	n = strlen(err);
+	if (with_errno && n < FL_ERRLEN)
+		snprintf(err + n, FL_ERRLEN - n, ": %s", strerror(saved));
+	errno = saved;
+	return code;
+}
+
+int
+fl_err(char *err, int code, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	verr(err, code, 0, fmt, ap);
+	va_end(ap);
+	return code;
+}
+
+int
+fl_errno(char *err, int code, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	verr(err, code, 1, fmt, ap);
+	va_end(ap);
+	return code;
+}
+
+void
+fl_err_prefix(char *err, const char *fmt, ...)
+{
+	char old[FL_ERRLEN], pre[FL_ERRLEN];
+	size_t n, m;
+	va_list ap;
+
+	if (!err)
+		return;
+	memcpy(old, err, FL_ERRLEN);
+	va_start(ap, fmt);
+	vsnprintf(pre, sizeof(pre), fmt, ap);
+	va_end(ap);
+	n = strlen(pre);
+	if (n > FL_ERRLEN - 3)
+		n = FL_ERRLEN - 3;
+	memcpy(err, pre, n);
+	memcpy(err + n, ": ", 2);
+	m = strnlen(old, FL_ERRLEN - 1);
+	if (m > FL_ERRLEN - 3 - n)
+		m = FL_ERRLEN - 3 - n;
+	memcpy(err + n + 2, old, m);
+	err[n + 2 + m] = 0;
+}
+
+void
+fl_buf_init(struct fl_buf *b, size_t max)
+{
+	b->data = NULL;
+	b->len = b->cap = 0;
+	b->max = max ? max : SIZE_MAX;
+}
+
+void
+fl_buf_release(struct fl_buf *b)
+{
+	free(b->data);
+	fl_buf_init(b, b->max);
+}
+
+int
+fl_buf_reserve(struct fl_buf *b, size_t extra)
+{
+	size_t need, cap;
+	unsigned char *p;
+
+	if (extra > b->max - b->len)
+		return FL_ELIMIT;
+	need = b->len + extra + 1;	/* room for a NUL terminator */
+	if (need <= b->cap)
+		return FL_OK;
+	cap = b->cap ? b->cap : 256;
+	while (cap < need)
+		cap = cap > SIZE_MAX / 2 ? need : cap * 2;
+	if (!(p = realloc(b->data, cap)))
+		return FL_EFAIL;
+	b->data = p;
+	b->cap = cap;
+	return FL_OK;
+}
+
+int
+fl_buf_add(struct fl_buf *b, const void *p, size_t n)
+{
+	int rc;
+
+	if ((rc = fl_buf_reserve(b, n)))
+		return rc;
+	if (n)
+		memcpy(b->data + b->len, p, n);
+	b->len += n;
+	b->data[b->len] = 0;
+	return FL_OK;
+}
+
+int
+fl_buf_addstr(struct fl_buf *b, const char *s)
+{
+	return fl_buf_add(b, s, strlen(s));
+}
+
+int
+fl_buf_printf(struct fl_buf *b, const char *fmt, ...)
+{
+	va_list ap;
+	int n, rc;
+
+	va_start(ap, fmt);
+	n = vsnprintf(NULL, 0, fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		return FL_EFAIL;
+	if ((rc = fl_buf_reserve(b, (size_t)n)))
+		return rc;
+	va_start(ap, fmt);
+	vsnprintf((char *)b->data + b->len, (size_t)n + 1, fmt, ap);
+	va_end(ap);
+	b->len += (size_t)n;
+	return FL_OK;
+}
+
+ssize_t
+fl_read_full(int fd, void *p, size_t n)
+{
+	size_t got = 0;
+	ssize_t r;
+
+	while (got < n) {
+		r = read(fd, (char *)p + got, n - got);
+		if (r < 0) {
+			if (errno == EINTR)
+				continue;
+			return -1;
+		}
+		if (r == 0)
+			break;
+		got += (size_t)r;
+	}
+	return (ssize_t)got;
+}
+
+int
+fl_write_full(int fd, const void *p, size_t n)
+{
+	ssize_t w;
+
+	while (n > 0) {
+		w = write(fd, p, n);
+		if (w < 0) {
+			if (errno == EINTR)
+				continue;
+			return -1;
+		}
+		p = (const char *)p + w;
+		n -= (size_t)w;
+	}
+	return 0;
+}
+
+int
+fl_atomic_open(struct fl_atomic *a, const char *path, char *err)
+{
+	size_t n = strlen(path);
+	struct stat st;
+
+	a->fd = -1;
+	a->path = strdup(path);
+	a->tmp = malloc(n + 16);
+	if (!a->path || !a->tmp) {
+		free(a->path);
+		free(a->tmp);
+		a->path = a->tmp = NULL;
+		return fl_err(err, FL_EFAIL, "%s: out of memory", path);
+	}
+	snprintf(a->tmp, n + 16, "%s.tmp.XXXXXX", path);
+	if ((a->fd = mkstemp(a->tmp)) < 0) {
+		fl_errno(err, FL_EIO, "%s", path);
+		free(a->path);
+		free(a->tmp);
+		a->path = a->tmp = NULL;
+		return FL_EIO;
+	}
+	/* Keep the mode an existing file had; else the usual 0666 & ~umask. */
+	if (stat(path, &st) == 0) {
+		fchmod(a->fd, st.st_mode & 07777);
+	} else {
+		mode_t um = umask(0);
+		umask(um);
+		fchmod(a->fd, 0666 & ~um);
+	}
+	return FL_OK;
+}
+
+int
+fl_atomic_commit(struct fl_atomic *a, char *err)
+{
+	int rc = FL_OK;
+
+	if (fsync(a->fd) < 0 && errno != EINVAL)
+		rc = fl_errno(err, FL_EIO, "%s", a->path);
+	if (close(a->fd) < 0 && rc == FL_OK)
+		rc = fl_errno(err, FL_EIO, "%s", a->path);
+	a->fd = -1;
+	if (rc == FL_OK && rename(a->tmp, a->path) < 0)
+		rc = fl_errno(err, FL_EIO, "%s", a->path);
+	if (rc != FL_OK)
+		unlink(a->tmp);
+	free(a->path);
+	free(a->tmp);
+	a->path = a->tmp = NULL;
+	return rc;
+}
+
+void
+fl_atomic_abort(struct fl_atomic *a)
+{
+	if (a->fd >= 0)
+		close(a->fd);
+	if (a->tmp)
+		unlink(a->tmp);
+	free(a->path);
+	free(a->tmp);
+	a->fd = -1;
+	a->path = a->tmp = NULL;
+}
+
+int
+fl_parse_u64(const char *s, uint64_t max, uint64_t *out)
+{
+	unsigned long long v;
+	char *end;
+
+	if (!s || *s < '0' || *s > '9')
+		return FL_EUSAGE;
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (errno || *end || v > max)
+		return FL_EUSAGE;
+	*out = v;
+	return FL_OK;
+}
+
+int
+fl_parse_double(const char *s, double *out)
+{
+	char *end;
+	double v;
+
+	if (!s || !*s)
+		return FL_EUSAGE;
+	errno = 0;
+	v = strtod(s, &end);
+	if (errno || *end || !isfinite(v))
+		return FL_EUSAGE;
+	*out = v;
+	return FL_OK;
+}
+
+int
+fl_parse_size(const char *s, uint64_t *out)
+{
+	unsigned long long v;
+	unsigned shift = 0;
+	char *end;
+
+	if (!s || *s < '0' || *s > '9')
+		return FL_EUSAGE;
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (errno)
+		return FL_EUSAGE;
+	switch (*end) {
+	case 'k': case 'K': shift = 10; end++; break;
+	case 'm': case 'M': shift = 20; end++; break;
+	case 'g': case 'G': shift = 30; end++; break;
+	case 't': case 'T': shift = 40; end++; break;
+	}
+	if (*end == 'i')
+		end++;
+	if (*end == 'B')
+		end++;
+	if (*end || (shift && v > (UINT64_MAX >> shift)))
+		return FL_EUSAGE;
+	*out = (uint64_t)v << shift;
+	return FL_OK;
+}
+
+void
+fl_uuid(char out[37])
+{
+	unsigned char b[16];
+	size_t got = 0;
+	ssize_t r;
+
+	while (got < sizeof(b)) {
+		r = getrandom(b + got, sizeof(b) - got, 0);
+		if (r < 0) {
+			if (errno == EINTR)
+				continue;
+			/* Fall back to the clock and pid: unique enough for ids. */
+			unsigned long long t = (unsigned long long)(fl_monotonic() * 1e9);
+			for (size_t i = got; i < sizeof(b); i++)
+				b[i] = (unsigned char)((t >> (8 * (i % 8))) ^ (unsigned)getpid() ^ i);
+			break;
+		}
+		got += (size_t)r;
+	}
+	b[6] = (b[6] & 0x0f) | 0x40;
+	b[8] = (b[8] & 0x3f) | 0x80;
+	snprintf(out, 37,
+	    "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",
+	    b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9],
+	    b[10], b[11], b[12], b[13], b[14], b[15]);
+}
+
+double
+fl_now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+double
+fl_monotonic(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
