@@ -15,6 +15,7 @@
  * Linear.weight, b (OUT). Backward functions accumulate (+=) into every
  * gradient they write, as PyTorch does; a NULL gradient is not computed.
  * Activation backward functions take the forward output, not the input.
+ * No output may overlap an input.
  */
 void fl_linear_forward(float *out, const float *in, const float *w,
     const float *b, int B, int IN, int OUT);

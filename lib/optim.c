@@ -92,37 +92,94 @@ fl_optim_reset(struct fl_optim *opt)
 }
 
 /*
+ * Elementwise loops run in blocks of BLOCK: with a trip count known at
+ * compile time, gcc -O2's cheap vectorizer turns each into SIMD code.
+ */
+#define BLOCK 64
+
+/*
  * torch: d = g + wd w; buf = d on the first step, then
  * buf = momentum buf + (1 - dampening) d; d = d + momentum buf (nesterov)
  * or buf; w = w - lr d. The scalars are cast to float as torch does.
  */
+static inline void
+sgd_plain(float *restrict w, const float *restrict g, float lr, float wd,
+    size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		w[i] += lr * (g[i] + wd * w[i]);
+}
+
+/* bm, bd: momentum and 1 - dampening, or 0 and 1 to set buf = d. */
+static inline void
+sgd_momentum(float *restrict w, float *restrict buf, const float *restrict g,
+    float lr, float wd, float bm, float bd, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		float b = buf[i] * bm + bd * (g[i] + wd * w[i]);
+
+		buf[i] = b;
+		w[i] += lr * b;
+	}
+}
+
+static inline void
+sgd_nesterov(float *restrict w, float *restrict buf, const float *restrict g,
+    float lr, float wd, float bm, float bd, float mom, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		float d = g[i] + wd * w[i];
+		float b = buf[i] * bm + bd * d;
+
+		buf[i] = b;
+		w[i] += lr * (d + mom * b);
+	}
+}
+
 static void
 sgd_step(struct fl_optim *opt, float *w, const float *g)
 {
 	const struct fl_optim_opts *o = &opt->o;
 	float lr = (float)-o->lr, wd = (float)o->weight_decay;
 	float mom = (float)o->momentum, damp = (float)(1.0 - o->dampening);
+	int first = opt->step == 0;
+	/* The first step sets buf = d, computed as 0 buf + 1 d. */
+	float bm = first ? 0.0f : mom, bd = first ? 1.0f : damp;
 	float *buf = opt->m;
-	size_t n = opt->n;
+	size_t n = opt->n, i = 0;
 
 	if (!buf) {
-		for (size_t i = 0; i < n; i++)
-			w[i] += lr * (g[i] + wd * w[i]);
-		return;
-	}
-	if (opt->step == 0) {
-		for (size_t i = 0; i < n; i++)
-			buf[i] = g[i] + wd * w[i];
+		for (; i + BLOCK <= n; i += BLOCK)
+			sgd_plain(w + i, g + i, lr, wd, BLOCK);
+		sgd_plain(w + i, g + i, lr, wd, n - i);
+	} else if (o->nesterov) {
+		for (; i + BLOCK <= n; i += BLOCK)
+			sgd_nesterov(w + i, buf + i, g + i, lr, wd, bm, bd, mom,
+			    BLOCK);
+		sgd_nesterov(w + i, buf + i, g + i, lr, wd, bm, bd, mom, n - i);
 	} else {
-		for (size_t i = 0; i < n; i++)
-			buf[i] = buf[i] * mom + damp * (g[i] + wd * w[i]);
+		for (; i + BLOCK <= n; i += BLOCK)
+			sgd_momentum(w + i, buf + i, g + i, lr, wd, bm, bd, BLOCK);
+		sgd_momentum(w + i, buf + i, g + i, lr, wd, bm, bd, n - i);
 	}
-	if (o->nesterov) {
-		for (size_t i = 0; i < n; i++)
-			w[i] += lr * (g[i] + wd * w[i] + mom * buf[i]);
-	} else {
-		for (size_t i = 0; i < n; i++)
-			w[i] += lr * buf[i];
+}
+
+struct adam_k {
+	float b1, c1, b2, c2, step, bc2s, eps, wd;
+};
+
+static inline void
+adam_block(float *restrict w, float *restrict m, float *restrict v,
+    const float *restrict g, const struct adam_k *k, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		float d = g[i] + k->wd * w[i];
+		float mi = m[i] * k->b1 + k->c1 * d;
+		float vi = v[i] * k->b2 + k->c2 * d * d;
+
+		m[i] = mi;
+		v[i] = vi;
+		w[i] += k->step * (mi / (sqrtf(vi) / k->bc2s + k->eps));
 	}
 }
 
@@ -137,19 +194,17 @@ adam_step(struct fl_optim *opt, float *w, const float *g)
 	const struct fl_optim_opts *o = &opt->o;
 	double t = (double)opt->step + 1;
 	double bc1 = 1.0 - pow(o->beta1, t), bc2 = 1.0 - pow(o->beta2, t);
-	float b1 = (float)o->beta1, c1 = (float)(1.0 - o->beta1);
-	float b2 = (float)o->beta2, c2 = (float)(1.0 - o->beta2);
-	float step = (float)(-o->lr / bc1), bc2s = (float)sqrt(bc2);
-	float eps = (float)o->eps, wd = (float)o->weight_decay;
-	float *m = opt->m, *v = opt->v;
+	struct adam_k k = {
+		.b1 = (float)o->beta1, .c1 = (float)(1.0 - o->beta1),
+		.b2 = (float)o->beta2, .c2 = (float)(1.0 - o->beta2),
+		.step = (float)(-o->lr / bc1), .bc2s = (float)sqrt(bc2),
+		.eps = (float)o->eps, .wd = (float)o->weight_decay,
+	};
+	size_t n = opt->n, i = 0;
 
-	for (size_t i = 0; i < opt->n; i++) {
-		float d = g[i] + wd * w[i];
-
-		m[i] = m[i] * b1 + c1 * d;
-		v[i] = v[i] * b2 + c2 * d * d;
-		w[i] += step * (m[i] / (sqrtf(v[i]) / bc2s + eps));
-	}
+	for (; i + BLOCK <= n; i += BLOCK)
+		adam_block(w + i, opt->m + i, opt->v + i, g + i, &k, BLOCK);
+	adam_block(w + i, opt->m + i, opt->v + i, g + i, &k, n - i);
 }
 
 void
@@ -180,9 +235,20 @@ fl_optim_parse(const char *s, enum fl_optim_kind *kind)
 	return FL_OK;
 }
 
-void
-fl_prox_grad(float *g, const float *w, const float *w0, float mu, size_t n)
+static inline void
+prox_block(float *restrict g, const float *restrict w,
+    const float *restrict w0, float mu, size_t n)
 {
 	for (size_t i = 0; i < n; i++)
 		g[i] += mu * (w[i] - w0[i]);
+}
+
+void
+fl_prox_grad(float *g, const float *w, const float *w0, float mu, size_t n)
+{
+	size_t i = 0;
+
+	for (; i + BLOCK <= n; i += BLOCK)
+		prox_block(g + i, w + i, w0 + i, mu, BLOCK);
+	prox_block(g + i, w + i, w0 + i, mu, n - i);
 }
