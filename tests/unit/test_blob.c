@@ -1,0 +1,251 @@
+/* test_blob.c: FLB v1 round trips, streaming, and every corruption the reader
+ * must name. */
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "blob.h"
+#include "unit.h"
+
+static char path[] = "/tmp/flkit-test-blob.XXXXXX";
+
+static void
+make_header(struct fl_header *h, enum fl_enc enc)
+{
+	uint64_t s1[2] = { 3, 5 }, s2[1] = { 7 }, s0[1] = { 0 };
+
+	fl_header_init(h, "model");
+	fl_map_set_uint(&h->meta, "samples", 42);
+	fl_map_set_str(&h->meta, "x-unknown", "kept");
+	fl_header_add(h, "0.weight", FL_F32, 2, s1);
+	fl_header_add(h, "0.bias", FL_F32, 1, s2);
+	fl_header_add(h, "empty", FL_F16, 1, s0);
+	for (size_t i = 0; i < h->ntensors; i++)
+		h->t[i].enc = enc;
+}
+
+static size_t
+slurp(const char *p, unsigned char **out)
+{
+	FILE *f = fopen(p, "rb");
+	size_t n;
+
+	*out = malloc(1 << 20);
+	n = fread(*out, 1, 1 << 20, f);
+	fclose(f);
+	return n;
+}
+
+static void
+spit(const char *p, const unsigned char *b, size_t n)
+{
+	FILE *f = fopen(p, "wb");
+
+	fwrite(b, 1, n, f);
+	fclose(f);
+}
+
+/* Read every blob of the file; return the first error code. */
+static int
+read_all(const char *p, char *err, int *nblobs)
+{
+	struct fl_reader r;
+	struct fl_header h;
+	int rc;
+
+	*nblobs = 0;
+	if ((rc = fl_reader_open(&r, p, err)))
+		return rc;
+	while ((rc = fl_reader_next(&r, &h, err)) == FL_OK) {
+		rc = fl_reader_finish(&r, err);
+		fl_header_release(&h);
+		if (rc)
+			break;
+		(*nblobs)++;
+	}
+	fl_reader_close(&r);
+	return rc == FL_EOF ? FL_OK : rc;
+}
+
+static void
+test_roundtrip(enum fl_enc enc, int streaming, int topipe)
+{
+	float w[15], b[7], w2[15], b2[7];
+	const void *data[3];
+	struct fl_header h, g;
+	struct fl_reader r;
+	char err[FL_ERRLEN] = "";
+	int fd, rc, n;
+	const char *how = streaming ? (topipe ? "writer to pipe" : "writer to file") : "whole";
+
+	for (int i = 0; i < 15; i++)
+		w[i] = (float)i * 0.5f - 3;
+	for (int i = 0; i < 7; i++)
+		b[i] = (float)i;
+	data[0] = w;
+	data[1] = b;
+	data[2] = NULL;
+	make_header(&h, enc);
+	fd = open(path, O_WRONLY | O_TRUNC);
+	if (!streaming) {
+		rc = fl_blob_write(fd, "t", &h, data, 6, err);
+		rc = rc || fl_blob_write(fd, "t", &h, data, 6, err);
+	} else if (!topipe) {
+		struct fl_writer wr;
+		rc = fl_writer_begin(&wr, fd, "t", &h, err) ||
+		    fl_writer_write(&wr, w, 20, err) || fl_writer_write(&wr, w + 5, 40, err) ||
+		    fl_writer_tensor(&wr, b, err) || fl_writer_end(&wr, err);
+		rc = rc || fl_writer_begin(&wr, fd, "t", &h, err) ||
+		    fl_writer_write(&wr, w, 60, err) || fl_writer_write(&wr, b, 28, err) ||
+		    fl_writer_end(&wr, err);
+	} else {
+		int p[2];
+		struct fl_writer wr;
+		pipe(p);
+		rc = fl_writer_begin(&wr, p[1], "t", &h, err) ||
+		    fl_writer_write(&wr, w, 60, err) || fl_writer_tensor(&wr, b, err) ||
+		    fl_writer_end(&wr, err);
+		close(p[1]);
+		unsigned char buf[8192];
+		ssize_t k;
+		while ((k = read(p[0], buf, sizeof(buf))) > 0)
+			write(fd, buf, (size_t)k);
+		close(p[0]);
+		rc = rc || fl_blob_write(fd, "t", &h, data, 6, err);
+	}
+	close(fd);
+	CHECK(rc == FL_OK, "%s %s: write (%s)", enc ? "zlib" : "raw", how, err);
+	fl_reader_open(&r, path, err);
+	n = 0;
+	while ((rc = fl_reader_next(&r, &g, err)) == FL_OK) {
+		n++;
+		memset(w2, 0, sizeof(w2));
+		rc = fl_reader_tensor(&r, 0, w2, err);
+		rc = rc || fl_reader_tensor(&r, 1, b2, err);
+		rc = rc || fl_reader_finish(&r, err);
+		CHECK(rc == FL_OK && !memcmp(w, w2, sizeof(w)) && !memcmp(b, b2, sizeof(b)),
+		    "%s %s: blob %d data round trip (%s)", enc ? "zlib" : "raw", how, n, err);
+		CHECK(!strcmp(fl_map_get_str(&g.meta, "x-unknown"), "kept") &&
+		    g.ntensors == 3 && g.total % 64 == 0 && g.t[0].enc == enc,
+		    "%s %s: header round trip", enc ? "zlib" : "raw", how);
+		fl_header_release(&g);
+		if (rc)
+			break;
+	}
+	CHECK(rc == FL_EOF && n == 2, "%s %s: two blobs back to back, then EOF (%d, %s)",
+	    enc ? "zlib" : "raw", how, n, err);
+	fl_reader_close(&r);
+	fl_header_release(&h);
+}
+
+static void
+expect_error(const unsigned char *b, size_t n, int code, const char *needle,
+    const char *what)
+{
+	char err[FL_ERRLEN] = "";
+	int rc, nb;
+
+	spit(path, b, n);
+	rc = read_all(path, err, &nb);
+	CHECK(rc == code && strstr(err, needle), "%s: code %d, message '%s'", what, rc, err);
+}
+
+static void
+test_corruption(void)
+{
+	unsigned char *good, *b;
+	size_t n;
+	float w[15] = { 1 }, bb[7] = { 2 };
+	const void *data[3] = { w, bb, NULL };
+	struct fl_header h;
+	char err[FL_ERRLEN];
+	int fd;
+
+	make_header(&h, FL_RAW);
+	fd = open(path, O_WRONLY | O_TRUNC);
+	fl_blob_write(fd, "t", &h, data, 6, err);
+	close(fd);
+	fl_header_release(&h);
+	n = slurp(path, &good);
+	b = malloc(n);
+
+	memcpy(b, good, n);
+	b[1] = 'X';
+	expect_error(b, n, FL_EBLOB, "bad magic", "bad magic");
+	expect_error(good, n - 10, FL_EBLOB, "truncated", "truncated blob");
+	expect_error(good, 10, FL_EBLOB, "truncated", "truncated in the prefix");
+	expect_error(good, 30, FL_EBLOB, "truncated", "truncated in the header");
+	memcpy(b, good, n);
+	b[n - 80] ^= 1;	/* inside tensor 0.bias' 28 bytes, padded to 64 */
+	expect_error(b, n, FL_EBLOB, "crc mismatch", "flipped data byte");
+	memcpy(b, good, n);
+	b[n - 1] ^= 1;	/* padding after the last tensor */
+	expect_error(b, n, FL_EBLOB, "nonzero padding", "flipped padding byte");
+	expect_error((const unsigned char *)"", 0, FL_OK, "", "empty input is a clean EOF");
+
+	/* A header declaring a 1 TiB tensor is refused before allocation. */
+	{
+		struct fl_header big;
+		struct fl_buf hb;
+		uint64_t shape[2] = { 1ULL << 20, 1ULL << 18 };
+		fl_header_init(&big, "model");
+		fl_header_add(&big, "huge", FL_F32, 2, shape);
+		fd = open(path, O_WRONLY | O_TRUNC);
+		struct fl_writer wr;
+		fl_writer_begin(&wr, fd, "t", &big, err);
+		fl_writer_abort(&wr);
+		close(fd);
+		size_t m = slurp(path, &b);
+		(void)hb;
+		expect_error(b, m, FL_ELIMIT, "exceeds the limit", "1 TiB tensor");
+		fl_header_release(&big);
+	}
+	/* Unknown version. */
+	{
+		size_t m = slurp(path, &b);
+		unsigned char *v = memmem(b, m, "\xa1v\x01", 3);
+		if (v)
+			v[2] = 2;
+		expect_error(b, m, FL_EBLOB, "unknown version 2", "version 2");
+		/* A msgpack array claiming 4G items in a few bytes. */
+		unsigned char evil[64] = "\x89" "FLB\r\n\x1a\n" "\x05\0\0\0" "\xdd\xff\xff\xff\xff";
+		expect_error(evil, 64, FL_EBLOB, "declares", "msgpack count bomb");
+	}
+	free(good);
+}
+
+static void
+test_half(void)
+{
+	float in[6] = { 0, 1, -2.5f, 65504, 1e-7f, 3.14159f }, out[6];
+	uint16_t h[6];
+
+	fl_convert(h, FL_F16, in, FL_F32, 6);
+	fl_convert(out, FL_F32, h, FL_F16, 6);
+	CHECK(out[0] == 0 && out[1] == 1 && out[2] == -2.5f && out[3] == 65504 &&
+	    fabsf(out[5] - 3.14159f) < 2e-3f && fabsf(out[4] - 1e-7f) < 1e-7f,
+	    "f16 round trip");
+	fl_convert(h, FL_BF16, in, FL_F32, 6);
+	fl_convert(out, FL_F32, h, FL_BF16, 6);
+	CHECK(out[1] == 1 && out[2] == -2.5f && fabsf(out[5] - 3.14159f) < 2e-2f,
+	    "bf16 round trip");
+}
+
+int
+main(void)
+{
+	int fd = mkstemp(path);
+
+	close(fd);
+	test_roundtrip(FL_RAW, 0, 0);
+	test_roundtrip(FL_ZLIB, 0, 0);
+	test_roundtrip(FL_RAW, 1, 0);
+	test_roundtrip(FL_ZLIB, 1, 0);
+	test_roundtrip(FL_RAW, 1, 1);
+	test_roundtrip(FL_ZLIB, 1, 1);
+	test_corruption();
+	test_half();
+	unlink(path);
+	return unit_done();
+}
