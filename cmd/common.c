@@ -1,0 +1,166 @@
+/* common.c: messages, exit codes and output files for the fl-* programs. */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "common.h"
+
+const char *progname = "flkit";
+int verbose;
+static struct output *pending;	/* removed if we die while writing it */
+static int progress_shown;
+
+void
+setprogname(const char *argv0)
+{
+	const char *s = strrchr(argv0, '/');
+
+	progname = s ? s + 1 : argv0;
+}
+
+static void
+vmsg(const char *fmt, va_list ap)
+{
+	int saved = errno;
+	size_t n = strlen(fmt);
+
+	if (progress_shown)
+		progress_done();
+	fprintf(stderr, "%s: ", progname);
+	vfprintf(stderr, fmt, ap);
+	if (n && fmt[n - 1] == ':')
+		fprintf(stderr, " %s", strerror(saved));
+	fputc('\n', stderr);
+}
+
+void
+die(int code, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vmsg(fmt, ap);
+	va_end(ap);
+	if (pending)
+		output_abort(pending);
+	exit(code);
+}
+
+void
+warn(const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vmsg(fmt, ap);
+	va_end(ap);
+}
+
+void
+note(const char *fmt, ...)
+{
+	va_list ap;
+
+	if (verbose <= 0)
+		return;
+	va_start(ap, fmt);
+	vmsg(fmt, ap);
+	va_end(ap);
+}
+
+void
+print_version(void)
+{
+	printf("%s (flkit) %s\n", progname, FL_VERSION);
+	finish_stdout();
+	exit(0);
+}
+
+void
+output_open(struct output *o, const char *path)
+{
+	char err[FL_ERRLEN];
+
+	memset(o, 0, sizeof(*o));
+	if (!path || !strcmp(path, "-")) {
+		if (isatty(1))
+			die(FL_EUSAGE, "refusing to write a blob to a terminal "
+			    "(redirect standard output or use -o FILE)");
+		o->fd = 1;
+		o->name = "<stdout>";
+		return;
+	}
+	if (fl_atomic_open(&o->atomic, path, err))
+		die(FL_EIO, "%s", err);
+	o->fd = o->atomic.fd;
+	o->name = path;
+	o->is_file = 1;
+	pending = o;
+}
+
+void
+output_close(struct output *o)
+{
+	char err[FL_ERRLEN];
+
+	if (o->is_file) {
+		pending = NULL;
+		if (fl_atomic_commit(&o->atomic, err))
+			die(FL_EIO, "%s", err);
+		o->is_file = 0;
+	}
+}
+
+void
+output_abort(struct output *o)
+{
+	if (o->is_file)
+		fl_atomic_abort(&o->atomic);
+	o->is_file = 0;
+	if (pending == o)
+		pending = NULL;
+}
+
+void
+finish_stdout(void)
+{
+	if (fflush(stdout) == EOF || ferror(stdout)) {
+		fprintf(stderr, "%s: <stdout>: write failed: %s\n", progname, strerror(errno));
+		exit(FL_EIO);
+	}
+}
+
+int
+progress_enabled(void)
+{
+	static int on = -1;
+
+	if (on < 0)
+		on = isatty(2) && verbose >= 0;
+	return on;
+}
+
+void
+progress(const char *fmt, ...)
+{
+	va_list ap;
+
+	if (!progress_enabled())
+		return;
+	fprintf(stderr, "\r\033[K%s: ", progname);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fflush(stderr);
+	progress_shown = 1;
+}
+
+void
+progress_done(void)
+{
+	if (progress_shown)
+		fputs("\r\033[K", stderr);
+	progress_shown = 0;
+}

@@ -1,0 +1,45 @@
+/* common.h: what every fl-* program shares: messages, exit, output files. */
+#ifndef FL_CMD_COMMON_H
+#define FL_CMD_COMMON_H
+
+#include <stdio.h>
+
+#include "util.h"
+
+extern const char *progname;	/* "fl-pack" */
+extern int verbose;		/* -v raises it, -q lowers it below 0 */
+
+void setprogname(const char *argv0);
+/* "fl-pack: msg"; a format ending in ':' appends strerror(errno). */
+_Noreturn void die(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Only when verbose > 0. */
+void note(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void print_version(void);
+
+/*
+ * Blob output: stdout (refused when it is a terminal) or a FILE written
+ * atomically (temp file, fsync, rename) by -o.
+ */
+struct output {
+	int fd;
+	const char *name;	/* for messages */
+	struct fl_atomic atomic;
+	int is_file;
+};
+/* path NULL or "-" is stdout. Dies on failure. */
+void output_open(struct output *o, const char *path);
+/* Commit (or check stdout); dies with a message on failure. */
+void output_close(struct output *o);
+/* Remove a half-written file (call before dying after output_open). */
+void output_abort(struct output *o);
+
+/* Flush and check stdout before exit (sbase fshut): a full disk is an error. */
+void finish_stdout(void);
+
+/* A one-line progress report on stderr, only when stderr is a terminal. */
+int progress_enabled(void);
+void progress(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void progress_done(void);
+
+#endif
