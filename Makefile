@@ -10,7 +10,7 @@ LIBSRC = $(sort $(wildcard lib/*.c))
 LIBOBJ = $(LIBSRC:lib/%.c=build/lib/%.o)
 LIB = build/libflkit.a
 CMDS = $(patsubst cmd/%.c,bin/%,$(sort $(wildcard cmd/fl-*.c)))
-CMDCOMMON = $(filter-out cmd/fl-%.c,$(wildcard cmd/*.c))
+CMDCOMMON = cmd/common.c
 CMDCOMMONOBJ = $(CMDCOMMON:cmd/%.c=build/cmd/%.o)
 UNITS = $(patsubst tests/unit/%.c,build/tests/%,$(sort $(wildcard tests/unit/test_*.c)))
 MAN1 = $(wildcard man/*.1)
@@ -37,9 +37,11 @@ $(LIB): $(LIBOBJ)
 	rm -f $@
 	$(AR) rcs $@ $(LIBOBJ)
 
-bin/%: build/cmd/%.o $(CMDCOMMONOBJ) $(LIB)
+# A program is cmd/fl-NAME.c plus any cmd/NAME_*.c parts, over common.c.
+.SECONDEXPANSION:
+bin/fl-%: build/cmd/fl-%.o $$(patsubst cmd/%.c,build/cmd/%.o,$$(wildcard cmd/$$*_*.c)) $(CMDCOMMONOBJ) $(LIB)
 	@mkdir -p bin
-	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(CMDCOMMONOBJ) $(LIB) $(LDLIBS)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $(filter %.o,$^) $(LIB) $(LDLIBS)
 
 build/tests/%: tests/unit/%.c tests/unit/unit.h $(LIB)
 	@mkdir -p $(@D)
@@ -82,4 +84,4 @@ clean:
 
 FORCE:
 .PHONY: all deps check demo lint install uninstall clean FORCE
--include $(LIBOBJ:.o=.d) $(CMDCOMMONOBJ:.o=.d)
+-include $(wildcard build/lib/*.d build/cmd/*.d)
