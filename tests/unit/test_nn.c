@@ -113,7 +113,8 @@ make_arch(int in, enum fl_loss loss, const int *spec, int n)
 			if (a.nlayers == 1)
 				a.layer[0].in = in;
 		} else {
-			arch_add(&a, (enum fl_layer_type)-spec[i], 0, 0.5f);
+			arch_add(&a, (enum fl_layer_type)-spec[i], 0,
+			    spec[i] == -FL_DROPOUT ? 0.5f : 0.0f);
 		}
 	}
 	return a;
@@ -618,6 +619,39 @@ test_net(void)
 	CHECK(fl_net_init(&n1, &a, 64, err) == FL_EDATA, "empty arch refused: %s", err);
 }
 
+/* Networks from specs as the tools write them. */
+static void
+test_spec(void)
+{
+	static const int ce[] = { 8, -FL_RELU, 3 };
+	struct fl_arch a, hand = make_arch(4, FL_LOSS_SOFTMAX_CE, ce, 3);
+	struct fl_net net;
+	char err[FL_ERRLEN];
+	int ok;
+
+	ok = fl_arch_parse(&a, "4,8,relu,3", err) == FL_OK &&
+	    a.nlayers == hand.nlayers && a.loss == hand.loss;
+	for (int i = 0; ok && i < a.nlayers; i++)
+		ok = a.layer[i].type == hand.layer[i].type &&
+		    a.layer[i].in == hand.layer[i].in &&
+		    a.layer[i].out == hand.layer[i].out;
+	CHECK(ok, "spec 4,8,relu,3 as built by hand");
+	if (fl_arch_parse(&a, "784,128,dropout:0.2,relu,64,tanh,10", err) != FL_OK ||
+	    fl_net_init(&net, &a, 32, err) != FL_OK) {
+		CHECK(0, "784,128,dropout:0.2,relu,64,tanh,10: %s", err);
+		return;
+	}
+	ok = net.ntensors == 6 && net.nparams == fl_arch_nparams(&a) &&
+	    strcmp(fl_net_param(&net, 2)->name, "3.weight") == 0 &&
+	    fl_net_param(&net, 2)->shape[0] == 64 &&
+	    fl_net_param(&net, 2)->shape[1] == 128 &&
+	    strcmp(fl_net_param(&net, 5)->name, "5.bias") == 0 &&
+	    fl_net_param(&net, 5)->data + 10 == net.params + net.nparams;
+	CHECK(ok, "784,128,dropout:0.2,relu,64,tanh,10: state-dict names, "
+	    "shapes and fl_arch_nparams");
+	fl_net_release(&net);
+}
+
 int
 main(void)
 {
@@ -626,5 +660,6 @@ main(void)
 	test_layers();
 	test_gradcheck();
 	test_net();
+	test_spec();
 	return unit_done();
 }
