@@ -25,7 +25,8 @@ fl_linear_forward(float *out, const float *in, const float *w, const float *b,
 
 	if (b) {
 		for (int i = 0; i < B; i++)
-			memcpy(out + (size_t)i * OUT, b, (size_t)OUT * sizeof *b);
+			memcpy(out + (size_t)i * OUT, b,
+			    (size_t)OUT * sizeof *b);
 		beta = 1.0f;
 	}
 	/* out (B, OUT) = in (B, IN) . w^T (IN, OUT) [+ out] */
@@ -295,10 +296,12 @@ static int
 check_arch(const struct fl_arch *a, int maxbatch, char *err)
 {
 	if (a->nlayers < 1 || a->nlayers > FL_MAX_LAYERS)
-		return fl_err(err, FL_EDATA, "arch has %d layers, expected 1 to %d",
-		    a->nlayers, FL_MAX_LAYERS);
+		return fl_err(err, FL_EDATA,
+		    "arch has %d layers, expected 1 to %d", a->nlayers,
+		    FL_MAX_LAYERS);
 	if (maxbatch < 1 || maxbatch > (1 << 24))
-		return fl_err(err, FL_ELIMIT, "batch size %d out of range", maxbatch);
+		return fl_err(err, FL_ELIMIT, "batch size %d out of range",
+		    maxbatch);
 	if (a->loss != FL_LOSS_SOFTMAX_CE && a->loss != FL_LOSS_MSE)
 		return fl_err(err, FL_EDATA, "unknown loss %d", (int)a->loss);
 	for (int i = 0; i < a->nlayers; i++) {
@@ -306,8 +309,9 @@ check_arch(const struct fl_arch *a, int maxbatch, char *err)
 
 		if (l->in < 1 || l->out < 1 || l->in > FL_MAX_WIDTH ||
 		    l->out > FL_MAX_WIDTH)
-			return fl_err(err, FL_EDATA, "layer %d: width %d->%d out of range",
-			    i, l->in, l->out);
+			return fl_err(err, FL_EDATA,
+			    "layer %d: width %d->%d out of range", i, l->in,
+			    l->out);
 		if (i > 0 && l->in != a->layer[i - 1].out)
 			return fl_err(err, FL_EDATA,
 			    "layer %d: input width %d, previous layer gives %d",
@@ -318,8 +322,8 @@ check_arch(const struct fl_arch *a, int maxbatch, char *err)
 		case FL_DROPOUT:
 			if (!(l->p >= 0.0f && l->p <= 1.0f))
 				return fl_err(err, FL_EDATA,
-				    "layer %d: dropout probability %g not in [0, 1]",
-				    i, (double)l->p);
+				    "layer %d: dropout probability %g "
+				    "not in [0, 1]", i, (double)l->p);
 			/* fall through */
 		case FL_RELU:
 		case FL_TANH:
@@ -330,8 +334,8 @@ check_arch(const struct fl_arch *a, int maxbatch, char *err)
 				    fl_layer_name(l->type), l->in, l->out);
 			break;
 		default:
-			return fl_err(err, FL_EDATA, "layer %d: unknown type %d",
-			    i, (int)l->type);
+			return fl_err(err, FL_EDATA,
+			    "layer %d: unknown type %d", i, (int)l->type);
 		}
 	}
 	return FL_OK;
@@ -430,7 +434,8 @@ fl_net_init_params(struct fl_net *net, struct fl_rng *rng)
 		float bound = 1.0f / sqrtf((float)fanin);
 
 		for (size_t j = 0; j < t->n; j++)
-			t->data[j] = (2.0f * fl_rng_uniformf(rng) - 1.0f) * bound;
+			t->data[j] = bound *
+			    (2.0f * fl_rng_uniformf(rng) - 1.0f);
 	}
 }
 

@@ -23,11 +23,14 @@ void fl_linear_backward(float *din, float *dw, float *db, const float *dout,
     const float *in, const float *w, int B, int IN, int OUT);
 
 void fl_relu_forward(float *out, const float *in, size_t n);
-void fl_relu_backward(float *din, const float *dout, const float *out, size_t n);
+void fl_relu_backward(float *din, const float *dout, const float *out,
+    size_t n);
 void fl_tanh_forward(float *out, const float *in, size_t n);
-void fl_tanh_backward(float *din, const float *dout, const float *out, size_t n);
+void fl_tanh_backward(float *din, const float *dout, const float *out,
+    size_t n);
 void fl_sigmoid_forward(float *out, const float *in, size_t n);
-void fl_sigmoid_backward(float *din, const float *dout, const float *out, size_t n);
+void fl_sigmoid_backward(float *din, const float *dout, const float *out,
+    size_t n);
 
 /*
  * Inverted dropout. At training time mask gets 0 (dropped, probability p)
@@ -77,7 +80,7 @@ struct fl_net_layer {
 	float *dw;		/* (OUT, IN) */
 	float *db;		/* (OUT) */
 	float *out;		/* (maxbatch, OUT) forward output */
-	float *dout;		/* (maxbatch, OUT) gradient of the loss wrt out */
+	float *dout;		/* (maxbatch, OUT) d loss / d out */
 	float *mask;		/* (maxbatch, OUT), dropout only */
 };
 
@@ -93,13 +96,13 @@ struct fl_net {
 	size_t nparams;		/* floats in params and grads */
 	float *params;		/* owned */
 	float *grads;		/* owned */
-	float *acts;		/* owned: layer outputs, their gradients, masks */
+	float *acts;		/* owned: outputs, their gradients, masks */
 	int ntensors;
 	struct fl_param *tensor;	/* owned: ntensors entries */
 	struct fl_net_layer *layer;	/* owned: arch.nlayers entries */
 	const float *in;	/* input of the last forward, borrowed */
 	int batch;		/* rows of the last forward */
-	int train;		/* whether the last forward was in training mode */
+	int train;		/* the last forward was in training mode */
 };
 
 /*

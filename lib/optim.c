@@ -21,9 +21,11 @@ static int
 check_opts(const struct fl_optim_opts *o, char *err)
 {
 	if (o->kind != FL_OPTIM_SGD && o->kind != FL_OPTIM_ADAM)
-		return fl_err(err, FL_EUSAGE, "unknown optimizer %d", (int)o->kind);
+		return fl_err(err, FL_EUSAGE, "unknown optimizer %d",
+		    (int)o->kind);
 	if (!(o->lr >= 0))
-		return fl_err(err, FL_EUSAGE, "invalid learning rate %g", o->lr);
+		return fl_err(err, FL_EUSAGE, "invalid learning rate %g",
+		    o->lr);
 	if (!(o->weight_decay >= 0))
 		return fl_err(err, FL_EUSAGE, "invalid weight decay %g",
 		    o->weight_decay);
@@ -36,7 +38,7 @@ check_opts(const struct fl_optim_opts *o, char *err)
 			    o->dampening);
 		if (o->nesterov && (o->momentum <= 0 || o->dampening != 0))
 			return fl_err(err, FL_EUSAGE,
-			    "nesterov momentum requires a momentum and zero dampening");
+			    "nesterov needs a momentum and zero dampening");
 		return FL_OK;
 	}
 	if (!(o->beta1 >= 0 && o->beta1 < 1))
@@ -159,7 +161,8 @@ sgd_step(struct fl_optim *opt, float *w, const float *g)
 		sgd_nesterov(w + i, buf + i, g + i, lr, wd, bm, bd, mom, n - i);
 	} else {
 		for (; i + BLOCK <= n; i += BLOCK)
-			sgd_momentum(w + i, buf + i, g + i, lr, wd, bm, bd, BLOCK);
+			sgd_momentum(w + i, buf + i, g + i, lr, wd, bm, bd,
+			    BLOCK);
 		sgd_momentum(w + i, buf + i, g + i, lr, wd, bm, bd, n - i);
 	}
 }
@@ -185,7 +188,8 @@ adam_block(float *restrict w, float *restrict m, float *restrict v,
 
 /*
  * torch 1.13 Adam: d = g + wd w; m = beta1 m + (1 - beta1) d;
- * v = beta2 v + (1 - beta2) d^2; w -= lr / bc1 * m / (sqrt(v) / sqrt(bc2) + eps)
+ * v = beta2 v + (1 - beta2) d^2;
+ * w -= lr / bc1 * m / (sqrt(v) / sqrt(bc2) + eps)
  * with bias corrections bc = 1 - beta^step computed in double. Dividing by
  * sqrt(bc2) becomes multiplying by its reciprocal (within an ulp of torch):
  * the divider's throughput bounds this loop.
@@ -199,7 +203,8 @@ adam_step(struct fl_optim *opt, float *w, const float *g)
 	struct adam_k k = {
 		.b1 = (float)o->beta1, .c1 = (float)(1.0 - o->beta1),
 		.b2 = (float)o->beta2, .c2 = (float)(1.0 - o->beta2),
-		.step = (float)(-o->lr / bc1), .rbc2s = (float)(1.0 / sqrt(bc2)),
+		.step = (float)(-o->lr / bc1),
+		.rbc2s = (float)(1.0 / sqrt(bc2)),
 		.eps = (float)o->eps, .wd = (float)o->weight_decay,
 	};
 	size_t n = opt->n, i = 0;

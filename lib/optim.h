@@ -32,7 +32,7 @@ struct fl_optim {
 	struct fl_optim_opts o;
 	size_t n;
 	long step;		/* steps taken */
-	float *m;		/* (n) SGD momentum buffer or Adam first moment */
+	float *m;		/* (n) SGD momentum or Adam first moment */
 	float *v;		/* (n) Adam second moment */
 };
 

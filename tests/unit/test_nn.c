@@ -113,7 +113,7 @@ make_arch(int in, enum fl_loss loss, const int *spec, int n)
 			if (a.nlayers == 1)
 				a.layer[0].in = in;
 		} else {
-			arch_add(&a, (enum fl_layer_type)-spec[i], 0,
+			arch_add(&a, (enum fl_layer_type)(-spec[i]), 0,
 			    spec[i] == -FL_DROPOUT ? 0.5f : 0.0f);
 		}
 	}
@@ -212,9 +212,11 @@ golden_case(const char *file, const struct fl_arch *arch)
 		if (!t || t->ndim != p->ndim || t->shape[0] != p->shape[0] ||
 		    (p->ndim == 2 && t->shape[1] != p->shape[1]))
 			ok = 0;
-		if (i > 0 && p->data != fl_net_param(&net, i - 1)->data +
-		    fl_net_param(&net, i - 1)->n)
-			ok = 0;
+		if (i > 0) {
+			const struct fl_param *q = fl_net_param(&net, i - 1);
+			if (p->data != q->data + q->n)
+				ok = 0;
+		}
 	}
 	nlin = 0;
 	for (int i = 0; i < arch->nlayers; i++)
@@ -235,7 +237,8 @@ golden_case(const char *file, const struct fl_arch *arch)
 	CHECK(fabs(l - loss->v[0]) < 1e-5 * loss->v[0],
 	    "%s: loss %.9g, torch %.9g", file, l, loss->v[0]);
 	CHECK(compare_params(&net, &g, "grad", 1) < 1e-5,
-	    "%s: gradients (maxrel %.2g)", file, compare_params(&net, &g, "grad", 1));
+	    "%s: gradients (maxrel %.2g)", file,
+	    compare_params(&net, &g, "grad", 1));
 
 	/* Gradients accumulate, as in PyTorch, until zeroed. */
 	fl_net_forward(&net, x->v, B, 1, NULL);
@@ -249,7 +252,8 @@ golden_case(const char *file, const struct fl_arch *arch)
 		snprintf(name, sizeof name, "grad.%s", p->name);
 		t = golden_get(&g, name);
 		for (size_t j = 0; t && j < p->n; j++)
-			if (fabsf(p->grad[j] - 2 * t->v[j]) > 1e-5f * (fabsf(t->v[j]) + 1e-3f))
+			if (fabsf(p->grad[j] - 2 * t->v[j]) >
+			    1e-5f * (fabsf(t->v[j]) + 1e-3f))
 				ok = 0;
 	}
 	CHECK(ok, "%s: a second backward adds to the gradients", file);
@@ -284,8 +288,9 @@ golden_case(const char *file, const struct fl_arch *arch)
 			fl_optim_step(&opt, net.params, net.grads);
 		}
 		worst = compare_params(&net, &g, runs[r].label, 0);
-		CHECK(worst < 1e-4, "%s: parameters after %d %s step(s) (maxrel %.2g)",
-		    file, runs[r].steps, runs[r].label, worst);
+		CHECK(worst < 1e-4,
+		    "%s: parameters after %d %s step(s) (maxrel %.2g)", file,
+		    runs[r].steps, runs[r].label, worst);
 		fl_optim_release(&opt);
 	}
 	fl_net_release(&net);
@@ -312,7 +317,9 @@ test_optim(void)
 {
 	static const float w0[3] = { 0.5f, -1.25f, 2.0f };
 	static const float gs[3][3] = {
-		{ 0.1f, -0.2f, 0.3f }, { -0.05f, 0.4f, 0.25f }, { 0.2f, 0.1f, -0.3f },
+		{ 0.1f, -0.2f, 0.3f },
+		{ -0.05f, 0.4f, 0.25f },
+		{ 0.2f, 0.1f, -0.3f },
 	};
 	static const struct {
 		const char *what;
@@ -327,11 +334,11 @@ test_optim(void)
 		{ "SGD(lr=0.1, momentum=0.5, dampening=0.3, weight_decay=0.1)",
 		    FL_OPTIM_SGD, 0.1, 0.5, 0.3, 0.1, 0, 0, 0, 0,
 		    { 0.456564248f, -1.22079611f, 1.87351811f } },
-		{ "Adam(lr=0.01, weight_decay=0.1)",
-		    FL_OPTIM_ADAM, 0.01, 0, 0, 0.1, 0.9, 0.999, 1e-8, 0,
+		{ "Adam(lr=0.01, weight_decay=0.1)", FL_OPTIM_ADAM, 0.01, 0, 0,
+		    0.1, 0.9, 0.999, 1e-8, 0,
 		    { 0.475223541f, -1.23913085f, 1.97339165f } },
-		{ "Adam(lr=0.05, betas=(0.8, 0.99), eps=1e-6)",
-		    FL_OPTIM_ADAM, 0.05, 0, 0, 0, 0.8, 0.99, 1e-6, 0,
+		{ "Adam(lr=0.05, betas=(0.8, 0.99), eps=1e-6)", FL_OPTIM_ADAM,
+		    0.05, 0, 0, 0, 0.8, 0.99, 1e-6, 0,
 		    { 0.404845119f, -1.24368274f, 1.89405537f } },
 	};
 	char err[FL_ERRLEN];
@@ -353,7 +360,8 @@ test_optim(void)
 			o.eps = cases[c].eps;
 		}
 		memcpy(w, w0, sizeof w);
-		CHECK(fl_optim_init(&opt, &o, 3, err) == FL_OK, "%s: init", cases[c].what);
+		CHECK(fl_optim_init(&opt, &o, 3, err) == FL_OK, "%s: init",
+		    cases[c].what);
 		for (int s = 0; s < 3; s++)
 			fl_optim_step(&opt, w, gs[s]);
 		CHECK(unit_maxrel(w, cases[c].want, 3, 1e-3) < 1e-5,
@@ -383,7 +391,8 @@ test_optim(void)
 		o.weight_decay = 0.01;
 		fl_optim_init(&opt, &o, 1, err);
 		fl_optim_step(&opt, &w, &g);
-		CHECK(fabsf(w - 0.48005f) < 1e-6f, "nesterov step by hand: %.9g", w);
+		CHECK(fabsf(w - 0.48005f) < 1e-6f,
+		    "nesterov step by hand: %.9g", w);
 		fl_optim_release(&opt);
 	}
 
@@ -400,20 +409,24 @@ test_optim(void)
 		o.beta2 = 1.0;
 		CHECK(fl_optim_init(&opt, &o, 3, err) == FL_EUSAGE,
 		    "beta2 1 refused: %s", err);
-		CHECK(fl_optim_parse("adam", &k) == FL_OK && k == FL_OPTIM_ADAM &&
-		    fl_optim_parse("sgd", &k) == FL_OK && k == FL_OPTIM_SGD &&
-		    fl_optim_parse("rmsprop", &k) == FL_EUSAGE &&
-		    strcmp(fl_optim_name(FL_OPTIM_ADAM), "adam") == 0,
+		CHECK(fl_optim_parse("adam", &k) == FL_OK &&
+			k == FL_OPTIM_ADAM &&
+			fl_optim_parse("sgd", &k) == FL_OK &&
+			k == FL_OPTIM_SGD &&
+			fl_optim_parse("rmsprop", &k) == FL_EUSAGE &&
+			strcmp(fl_optim_name(FL_OPTIM_ADAM), "adam") == 0,
 		    "optimizer names");
 	}
 
 	/* FedProx: g += mu (w - w0). */
 	{
-		float g[3] = { 1, 2, 3 }, w[3] = { 1, 1, 1 }, ref[3] = { 0, 2, 4 };
+		float g[3] = { 1, 2, 3 }, w[3] = { 1, 1, 1 },
+		      ref[3] = { 0, 2, 4 };
 		float want[3] = { 1.1f, 1.9f, 2.7f };
 
 		fl_prox_grad(g, w, ref, 0.1f, 3);
-		CHECK(unit_maxrel(g, want, 3, 1e-6) < 1e-6, "fedprox gradient term");
+		CHECK(unit_maxrel(g, want, 3, 1e-6) < 1e-6,
+		    "fedprox gradient term");
 	}
 }
 
@@ -427,14 +440,17 @@ test_layers(void)
 		float l = fl_softmax_ce(d, logits, y, 2, 3);
 
 		/* row 0: loss 0; row 1: log(2) */
-		CHECK(fabsf(l - 0.34657359f) < 1e-6f, "softmax-ce stable on large logits: %g", l);
+		CHECK(fabsf(l - 0.34657359f) < 1e-6f,
+		    "softmax-ce stable on large logits: %g", l);
 		CHECK(fabsf(d[0]) < 1e-7f && fabsf(d[4] + 0.25f) < 1e-7f &&
-		    fabsf(d[5] - 0.25f) < 1e-7f && fabsf(d[3]) < 1e-7f,
+			fabsf(d[5] - 0.25f) < 1e-7f && fabsf(d[3]) < 1e-7f,
 		    "softmax-ce gradient on large logits");
 		y[1] = 3;
-		CHECK(isnan(fl_softmax_ce(NULL, logits, y, 2, 3)), "label out of range gives NAN");
+		CHECK(isnan(fl_softmax_ce(NULL, logits, y, 2, 3)),
+		    "label out of range gives NAN");
 		y[1] = -1;
-		CHECK(isnan(fl_softmax_ce(NULL, logits, y, 2, 3)), "negative label gives NAN");
+		CHECK(isnan(fl_softmax_ce(NULL, logits, y, 2, 3)),
+		    "negative label gives NAN");
 		y[1] = 2;
 		CHECK(fl_count_correct(logits, y, 2, 3) == 1, "count correct");
 	}
@@ -444,22 +460,27 @@ test_layers(void)
 		float in[2 * 3] = { 1, 2, 3, -1, 0, 1 };
 		float w[2 * 3] = { 0.5f, -1, 2, 1, 1, 1 }, b[2] = { 0.25f, -1 };
 		float out[4], want[4] = { 4.75f, 5, 1.75f, -1 };
-		float dout[4] = { 1, 0, 0, 1 }, din[6] = { 0 }, dw[6] = { 0 }, db[2] = { 0 };
+		float dout[4] = { 1, 0, 0, 1 }, din[6] = { 0 }, dw[6] = { 0 },
+		      db[2] = { 0 };
 		float wdin[6] = { 0.5f, -1, 2, 1, 1, 1 };
 		float wdw[6] = { 1, 2, 3, -1, 0, 1 }, wdb[2] = { 1, 1 };
 
 		fl_linear_forward(out, in, w, b, 2, 3, 2);
-		CHECK(unit_maxrel(out, want, 4, 1e-6) < 1e-6, "linear forward by hand");
+		CHECK(unit_maxrel(out, want, 4, 1e-6) < 1e-6,
+		    "linear forward by hand");
 		fl_linear_backward(din, dw, db, dout, in, w, 2, 3, 2);
 		CHECK(unit_maxrel(din, wdin, 6, 1e-6) < 1e-6 &&
-		    unit_maxrel(dw, wdw, 6, 1e-6) < 1e-6 &&
-		    unit_maxrel(db, wdb, 2, 1e-6) < 1e-6, "linear backward by hand");
+			unit_maxrel(dw, wdw, 6, 1e-6) < 1e-6 &&
+			unit_maxrel(db, wdb, 2, 1e-6) < 1e-6,
+		    "linear backward by hand");
 		fl_linear_backward(NULL, dw, db, dout, in, w, 2, 3, 2);
 		for (int i = 0; i < 6; i++)
 			wdw[i] *= 2;
-		CHECK(unit_maxrel(dw, wdw, 6, 1e-6) < 1e-6, "linear backward accumulates, din NULL");
+		CHECK(unit_maxrel(dw, wdw, 6, 1e-6) < 1e-6,
+		    "linear backward accumulates, din NULL");
 		fl_linear_forward(out, in, w, NULL, 2, 3, 2);
-		CHECK(fabsf(out[0] - 4.5f) < 1e-6f, "linear forward without bias");
+		CHECK(fabsf(out[0] - 4.5f) < 1e-6f,
+		    "linear forward without bias");
 	}
 
 	/* Dropout: deterministic, inverted scaling, identity at eval. */
@@ -478,10 +499,12 @@ test_layers(void)
 		for (int i = 0; i < N; i++) {
 			same &= a[i] == b[i] && ma[i] == mb[i];
 			zeros += ma[i] == 0;
-			scaled &= ma[i] == 0 || fabsf(a[i] - in[i] / 0.7f) < 1e-5f;
+			scaled &=
+			    ma[i] == 0 || fabsf(a[i] - in[i] / 0.7f) < 1e-5f;
 		}
 		CHECK(same, "dropout is deterministic given the seed");
-		CHECK(zeros > 2700 && zeros < 3300, "dropout drops about p: %d of %d", zeros, N);
+		CHECK(zeros > 2700 && zeros < 3300,
+		    "dropout drops about p: %d of %d", zeros, N);
 		CHECK(scaled, "dropout scales kept values by 1/(1-p)");
 		fl_dropout_backward(din, in, ma, N);
 		for (int i = 0; i < N; i++)
@@ -501,8 +524,8 @@ test_layers(void)
 
 /* Loss of net on (x, y) in double-checked float, for finite differences. */
 static double
-net_loss(struct fl_net *net, const float *x, const void *y, int B,
-    uint64_t seed)
+net_loss(
+    struct fl_net *net, const float *x, const void *y, int B, uint64_t seed)
 {
 	struct fl_rng r;
 
@@ -515,8 +538,8 @@ net_loss(struct fl_net *net, const float *x, const void *y, int B,
 static void
 test_gradcheck(void)
 {
-	static const int spec[] = { 6, -FL_TANH, -FL_DROPOUT, 5, -FL_SIGMOID,
-	    4, -FL_RELU, 3 };
+	static const int spec[] = { 6, -FL_TANH, -FL_DROPOUT, 5, -FL_SIGMOID, 4,
+		-FL_RELU, 3 };
 	struct fl_arch a = make_arch(4, FL_LOSS_SOFTMAX_CE, spec, 8);
 	struct fl_net net;
 	struct fl_rng r;
@@ -555,8 +578,10 @@ test_gradcheck(void)
 		if (fabs(num - g[i]) / fmax(fabs(num), 1e-2) > worst)
 			worst = fabs(num - g[i]) / fmax(fabs(num), 1e-2);
 	}
-	CHECK(worst < 2e-2, "gradients with dropout, tanh, sigmoid, relu match "
-	    "central differences (maxrel %.2g)", worst);
+	CHECK(worst < 2e-2,
+	    "gradients with dropout, tanh, sigmoid, relu match "
+	    "central differences (maxrel %.2g)",
+	    worst);
 	free(g);
 
 	/* The same seed gives the same forward; another seed another mask. */
@@ -567,13 +592,18 @@ test_gradcheck(void)
 		memcpy(o1, fl_net_forward(&net, x, 3, 1, &r), sizeof o1);
 		fl_rng_seed(&r, 5);
 		memcpy(o2, fl_net_forward(&net, x, 3, 1, &r), sizeof o2);
-		CHECK(memcmp(o1, o2, sizeof o1) == 0, "training forward deterministic given the seed");
+		CHECK(memcmp(o1, o2, sizeof o1) == 0,
+		    "training forward deterministic given the seed");
 		CHECK(fl_net_forward(&net, x, 3, 1, NULL) == NULL,
 		    "training forward with dropout needs an rng");
-		CHECK(fl_net_forward(&net, x, 4, 0, NULL) == NULL, "batch above maxbatch refused");
-		CHECK(fl_net_forward(&net, x, 0, 0, NULL) == NULL, "empty batch refused");
-		CHECK(fl_net_forward(&net, x, 3, 0, NULL) != NULL, "eval forward needs no rng");
-		CHECK(isnan(fl_net_backward(&net, y, 2)), "backward with another batch size gives NAN");
+		CHECK(fl_net_forward(&net, x, 4, 0, NULL) == NULL,
+		    "batch above maxbatch refused");
+		CHECK(fl_net_forward(&net, x, 0, 0, NULL) == NULL,
+		    "empty batch refused");
+		CHECK(fl_net_forward(&net, x, 3, 0, NULL) != NULL,
+		    "eval forward needs no rng");
+		CHECK(isnan(fl_net_backward(&net, y, 2)),
+		    "backward with another batch size gives NAN");
 	}
 	fl_net_release(&net);
 }
@@ -590,9 +620,10 @@ test_net(void)
 	float bound = 1.0f / sqrtf(784.0f);
 
 	CHECK(fl_net_init(&n1, &a, 64, err) == FL_OK &&
-	    fl_net_init(&n2, &a, 64, err) == FL_OK, "784,128,relu,10 init");
-	CHECK(n1.nparams == 784 * 128 + 128 + 128 * 10 + 10,
-	    "nparams %zu", n1.nparams);
+		fl_net_init(&n2, &a, 64, err) == FL_OK,
+	    "784,128,relu,10 init");
+	CHECK(n1.nparams == 784 * 128 + 128 + 128 * 10 + 10, "nparams %zu",
+	    n1.nparams);
 	fl_rng_seed(&r, 3);
 	fl_net_init_params(&n1, &r);
 	fl_rng_seed(&r, 3);
@@ -603,11 +634,13 @@ test_net(void)
 		ok &= fabsf(n1.params[i]) <= bound;
 	CHECK(ok, "layer 0 params within 1/sqrt(784)");
 	CHECK(fl_net_param_find(&n1, "2.weight") == fl_net_param(&n1, 2) &&
-	    fl_net_param(&n1, 2)->shape[0] == 10 &&
-	    fl_net_param(&n1, 2)->shape[1] == 128 &&
-	    fl_net_param(&n1, 3)->ndim == 1 && fl_net_param(&n1, 3)->layer == 2 &&
-	    fl_net_param_find(&n1, "1.weight") == NULL &&
-	    fl_net_param(&n1, 4) == NULL, "param accessors");
+		fl_net_param(&n1, 2)->shape[0] == 10 &&
+		fl_net_param(&n1, 2)->shape[1] == 128 &&
+		fl_net_param(&n1, 3)->ndim == 1 &&
+		fl_net_param(&n1, 3)->layer == 2 &&
+		fl_net_param_find(&n1, "1.weight") == NULL &&
+		fl_net_param(&n1, 4) == NULL,
+	    "param accessors");
 	fl_net_release(&n1);
 	fl_net_release(&n2);
 
@@ -616,7 +649,8 @@ test_net(void)
 	    "mismatched widths refused: %s", err);
 	a.layer[2].in = 128;
 	a.nlayers = 0;
-	CHECK(fl_net_init(&n1, &a, 64, err) == FL_EDATA, "empty arch refused: %s", err);
+	CHECK(fl_net_init(&n1, &a, 64, err) == FL_EDATA,
+	    "empty arch refused: %s", err);
 }
 
 /* Networks from specs as the tools write them. */
@@ -636,7 +670,8 @@ test_spec(void)
 		    a.layer[i].in == hand.layer[i].in &&
 		    a.layer[i].out == hand.layer[i].out;
 	CHECK(ok, "spec 4,8,relu,3 as built by hand");
-	if (fl_arch_parse(&a, "784,128,dropout:0.2,relu,64,tanh,10", err) != FL_OK ||
+	if (fl_arch_parse(&a, "784,128,dropout:0.2,relu,64,tanh,10", err) !=
+		FL_OK ||
 	    fl_net_init(&net, &a, 32, err) != FL_OK) {
 		CHECK(0, "784,128,dropout:0.2,relu,64,tanh,10: %s", err);
 		return;
@@ -647,7 +682,8 @@ test_spec(void)
 	    fl_net_param(&net, 2)->shape[1] == 128 &&
 	    strcmp(fl_net_param(&net, 5)->name, "5.bias") == 0 &&
 	    fl_net_param(&net, 5)->data + 10 == net.params + net.nparams;
-	CHECK(ok, "784,128,dropout:0.2,relu,64,tanh,10: state-dict names, "
+	CHECK(ok,
+	    "784,128,dropout:0.2,relu,64,tanh,10: state-dict names, "
 	    "shapes and fl_arch_nparams");
 	fl_net_release(&net);
 }
