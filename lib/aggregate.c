@@ -1,0 +1,1268 @@
+/* aggregate.c: reading N models in lockstep, a chunk of each tensor at a
+ * time, and combining them with a rule into one output blob. */
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <unistd.h>
+
+#include "aggregate.h"
+#include "model.h"
+
+/* 512 KiB of f32 per input: the reader reads it straight from the file. */
+#define CHUNK_DEFAULT (1 << 17)
+#define MAX_THREADS 4
+#define MAX_INPUTS 4096
+
+const char *
+fl_agg_rule_name(const struct fl_agg_opts *o)
+{
+	switch (o->rule) {
+	case FL_AGG_MEAN: return "fedavg";
+	case FL_AGG_MEDIAN: return "median";
+	case FL_AGG_TRIMMED: return "trimmed-mean";
+	case FL_AGG_KRUM: return o->multi > 1 ? "multi-krum" : "krum";
+	}
+	return "?";
+}
+
+void
+fl_agg_init(struct fl_agg *a, const struct fl_agg_opts *o)
+{
+	memset(a, 0, sizeof(*a));
+	a->o = *o;
+	fl_header_init(&a->base, "model");
+}
+
+void
+fl_agg_release(struct fl_agg *a)
+{
+	for (size_t i = 0; i < a->n; i++) {
+		free(a->in[i].label);
+		free(a->in[i].path);
+		if (a->in[i].fd >= 0)
+			close(a->in[i].fd);
+		fl_header_release(&a->in[i].h);
+	}
+	free(a->in);
+	free(a->gram);
+	fl_header_release(&a->base);
+	memset(a, 0, sizeof(*a));
+}
+
+static struct fl_agg_input *
+new_input(struct fl_agg *a, const char *label, const char *path, char *err)
+{
+	struct fl_agg_input *in, *p;
+
+	if (a->n >= MAX_INPUTS)
+		return fl_err(err, FL_ELIMIT, "more than %d inputs", MAX_INPUTS), NULL;
+	if (!(p = realloc(a->in, (a->n + 1) * sizeof(*p))))
+		return fl_err(err, FL_EFAIL, "out of memory"), NULL;
+	a->in = p;
+	in = &a->in[a->n];
+	memset(in, 0, sizeof(*in));
+	in->fd = -1;
+	in->scale = 1;
+	in->used = 1;
+	fl_header_init(&in->h, "model");
+	in->label = strdup(label);
+	in->path = path ? strdup(path) : NULL;
+	if (!in->label || (path && !in->path)) {
+		free(in->label);
+		free(in->path);
+		fl_header_release(&in->h);
+		return fl_err(err, FL_EFAIL, "out of memory"), NULL;
+	}
+	a->n++;
+	return in;
+}
+
+static int
+spool_fd(const char *dir, char *err)
+{
+	char path[4096];
+	int fd;
+
+	if (!dir || !*dir)
+		dir = getenv("TMPDIR");
+	if (!dir || !*dir)
+		dir = "/tmp";
+	if ((fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600)) >= 0)
+		return fd;
+	snprintf(path, sizeof(path), "%s/fl-avg.XXXXXX", dir);
+	if ((fd = mkstemp(path)) < 0)
+		return fl_errno(err, FL_EIO, "%s: cannot make a spool file", dir), -1;
+	unlink(path);
+	return fd;
+}
+
+/* Copy the reader's current blob, decoded to raw tensors, into fd. */
+static int
+spool_blob(struct fl_reader *r, const struct fl_header *h, int fd,
+    const char *label, char *err)
+{
+	struct fl_header raw;
+	struct fl_writer w;
+	unsigned char *buf;
+	const size_t bufsz = 1 << 20;
+	int rc;
+
+	if (fl_header_copy(&raw, h))
+		return fl_err(err, FL_EFAIL, "out of memory");
+	for (size_t i = 0; i < raw.ntensors; i++)
+		raw.t[i].enc = FL_RAW;
+	if (!(buf = malloc(bufsz))) {
+		fl_header_release(&raw);
+		return fl_err(err, FL_EFAIL, "out of memory");
+	}
+	if ((rc = fl_writer_begin(&w, fd, label, &raw, err)))
+		goto out;
+	for (size_t i = 0; !rc && i < h->ntensors; i++) {
+		uint64_t left = fl_tensor_nbytes(&h->t[i]);
+		if ((rc = fl_reader_begin(r, i, err)))
+			break;
+		while (!rc && left > 0) {
+			size_t k = left < bufsz ? (size_t)left : bufsz;
+			if (!(rc = fl_reader_read(r, buf, k, err)))
+				rc = fl_writer_write(&w, buf, k, err);
+			left -= k;
+		}
+	}
+	if (!rc)
+		rc = fl_reader_finish(r, err);
+	if (!rc)
+		rc = fl_writer_end(&w, err);
+	else
+		fl_writer_abort(&w);
+out:
+	free(buf);
+	fl_header_release(&raw);
+	return rc;
+}
+
+int
+fl_agg_add(struct fl_agg *a, const char *path, char *err)
+{
+	struct fl_reader r;
+	struct fl_header h;
+	struct fl_agg_input *in;
+	char label[FL_ERRLEN / 4];
+	int rc, stdin_ = !strcmp(path, "-"), nb = 0;
+	size_t first = a->n;
+
+	if (stdin_ && a->stdin_used)
+		return fl_err(err, FL_EUSAGE, "standard input given twice");
+	a->stdin_used |= stdin_;
+	if ((rc = fl_reader_open(&r, path, err)))
+		return rc;
+	while ((rc = fl_reader_next(&r, &h, err)) == FL_OK) {
+		nb++;
+		if (nb == 1)
+			snprintf(label, sizeof(label), "%s", stdin_ ? "<stdin>" : path);
+		else
+			snprintf(label, sizeof(label), "%s (blob %d)",
+			    stdin_ ? "<stdin>" : path, nb);
+		if (!(in = new_input(a, label, stdin_ ? NULL : path, err))) {
+			fl_header_release(&h);
+			rc = FL_EFAIL;
+			break;
+		}
+		fl_header_release(&in->h);
+		in->h = h;
+		r.h = &in->h;	/* the reader keeps pointing at the header */
+		if (stdin_) {
+			if ((in->fd = spool_fd(a->o.tmpdir, err)) < 0) {
+				rc = FL_EIO;
+				break;
+			}
+			if ((rc = spool_blob(&r, &in->h, in->fd, label, err)))
+				break;
+		}
+	}
+	/* The first blob of a stream was labelled before we knew of more. */
+	if (nb > 1 && a->n > first) {
+		char *l = malloc(strlen(a->in[first].label) + 16);
+		if (l) {
+			sprintf(l, "%s (blob 1)", a->in[first].label);
+			free(a->in[first].label);
+			a->in[first].label = l;
+		}
+	}
+	fl_reader_close(&r);
+	if (rc == FL_EOF && nb == 0)
+		return fl_err(err, FL_EBLOB, "%s: no blob in %s", stdin_ ? "<stdin>" : path,
+		    stdin_ ? "standard input" : "the file");
+	return rc == FL_EOF ? FL_OK : rc;
+}
+
+/* Worker threads, released together for each phase of a chunk. */
+struct pool {
+	int n;
+	pthread_t th[MAX_THREADS];
+	pthread_barrier_t go, done;
+	void (*fn)(void *, int);
+	void *arg;
+	int quit;
+};
+
+struct worker {
+	struct pool *p;
+	int tid;
+};
+
+static void *
+pool_main(void *arg)
+{
+	struct worker *w = arg;
+	struct pool *p = w->p;
+	int tid = w->tid;
+
+	free(w);
+	for (;;) {
+		pthread_barrier_wait(&p->go);
+		if (p->quit)
+			break;
+		p->fn(p->arg, tid);
+		pthread_barrier_wait(&p->done);
+	}
+	return NULL;
+}
+
+static int
+pool_start(struct pool *p, int n)
+{
+	memset(p, 0, sizeof(*p));
+	p->n = n;
+	if (n <= 1)
+		return FL_OK;
+	pthread_barrier_init(&p->go, NULL, (unsigned)n);
+	pthread_barrier_init(&p->done, NULL, (unsigned)n);
+	for (int i = 1; i < n; i++) {
+		struct worker *w = malloc(sizeof(*w));
+		if (!w || pthread_create(&p->th[i], NULL, pool_main, w)) {
+			free(w);
+			p->n = i;	/* run with the threads we have */
+			pthread_barrier_destroy(&p->go);
+			pthread_barrier_destroy(&p->done);
+			pthread_barrier_init(&p->go, NULL, (unsigned)i);
+			pthread_barrier_init(&p->done, NULL, (unsigned)i);
+			return FL_OK;
+		}
+		w->p = p;
+		w->tid = i;
+	}
+	return FL_OK;
+}
+
+static void
+pool_run(struct pool *p, void (*fn)(void *, int), void *arg)
+{
+	p->fn = fn;
+	p->arg = arg;
+	if (p->n > 1)
+		pthread_barrier_wait(&p->go);
+	fn(arg, 0);
+	if (p->n > 1)
+		pthread_barrier_wait(&p->done);
+}
+
+static void
+pool_stop(struct pool *p)
+{
+	if (p->n <= 1)
+		return;
+	p->quit = 1;
+	pthread_barrier_wait(&p->go);
+	for (int i = 1; i < p->n; i++)
+		pthread_join(p->th[i], NULL);
+	pthread_barrier_destroy(&p->go);
+	pthread_barrier_destroy(&p->done);
+}
+
+/* One input (or the base) read in a pass. */
+struct lane {
+	struct fl_agg_input *in;	/* NULL for the base */
+	const char *label;
+	struct fl_reader r;
+	struct fl_header h;
+	int open;
+	float *x;		/* this chunk as f32 */
+	unsigned char *raw;	/* in the stored dtype, when not f32 */
+	double w;		/* weight in the fused mean (already clipped) */
+	int rc;
+	char err[FL_ERRLEN];
+	int64_t bad;		/* first non-finite element of the tensor, or -1 */
+	size_t badtensor;
+	int scan_bad;		/* scan: somewhere non-finite */
+};
+
+struct pass {
+	struct fl_agg *a;
+	struct pool pool;
+	struct lane *lane;
+	size_t nl;
+	struct lane base;
+	int has_base;
+	int scan;		/* a first pass: check and measure, no output */
+	int fused;		/* mean accumulated while reading */
+	size_t chunk;
+	size_t ti;		/* tensor */
+	uint64_t off;		/* first element of the chunk */
+	size_t k;		/* elements in the chunk */
+	double *acc[MAX_THREADS];
+	double *gram[MAX_THREADS];
+	float *scratch[MAX_THREADS];
+	float *out;
+	double wsum, basecoef;	/* mean = (sum_t acc + basecoef base) / wsum */
+	size_t cut;
+	int64_t badel[MAX_THREADS];	/* combine: first non-finite result */
+	float **xsp[MAX_THREADS];	/* lanes' chunks at a thread's share */
+	int base_early;		/* base read before the lanes (to clip them) */
+	struct fl_rng rng;
+	double sigma;
+	float *m, *v;		/* server-optimizer state of the tensor */
+	size_t mvcap;
+	unsigned char *outraw;
+	uint64_t done, total;	/* elements, for progress */
+};
+
+static int
+lane_open(struct lane *l, struct fl_agg_input *in, const char *path,
+    size_t chunk, char *err)
+{
+	int rc, skip = 0;
+
+	memset(l, 0, sizeof(*l));
+	l->in = in;
+	l->label = in ? in->label : path;
+	if (in && in->fd >= 0) {
+		if (lseek(in->fd, 0, SEEK_SET) < 0)
+			return fl_errno(err, FL_EIO, "%s: spool file", in->label);
+		fl_reader_fd(&l->r, in->fd, in->label);
+	} else {
+		if ((rc = fl_reader_open(&l->r, in ? in->path : path, err)))
+			return rc;
+		/* "file.blob (blob 3)": skip to that blob. */
+		const char *p = in ? strstr(in->label, " (blob ") : NULL;
+		if (p)
+			skip = atoi(p + 7) - 1;
+	}
+	l->open = 1;
+	for (int i = 0; i <= skip; i++) {
+		if (i)
+			fl_header_release(&l->h);
+		if ((rc = fl_reader_next(&l->r, &l->h, err)))
+			return rc == FL_EOF ? fl_err(err, FL_EBLOB, "%s: changed while "
+			    "being read", l->label) : rc;
+	}
+	if (!(l->x = malloc(chunk * sizeof(float))) ||
+	    !(l->raw = malloc(chunk * 8)))
+		return fl_err(err, FL_EFAIL, "out of memory");
+	l->bad = -1;
+	return FL_OK;
+}
+
+static void
+lane_close(struct lane *l)
+{
+	if (!l->open)
+		return;
+	fl_reader_close(&l->r);
+	fl_header_release(&l->h);
+	free(l->x);
+	free(l->raw);
+	l->open = 0;
+}
+
+static int
+lane_read(struct lane *l, const struct fl_tensor *t, size_t k)
+{
+	if (t->dtype == FL_F32)
+		return fl_reader_read(&l->r, l->x, k * sizeof(float), l->err);
+	l->rc = fl_reader_read(&l->r, l->raw, k * fl_dtype_size(t->dtype), l->err);
+	if (!l->rc)
+		fl_convert(l->x, FL_F32, l->raw, t->dtype, k);
+	return l->rc;
+}
+
+static int64_t
+first_nonfinite(const float *x, size_t k)
+{
+	for (size_t i = 0; i < k; i++)
+		if (!isfinite(x[i]))
+			return (int64_t)i;
+	return -1;
+}
+
+
+static void
+clip_lane(struct lane *l, const float *b, size_t k)
+{
+	const double s = l->in->scale;
+
+	for (size_t i = 0; i < k; i++)
+		l->x[i] = (float)(b[i] + s * ((double)l->x[i] - b[i]));
+}
+
+/* Phase one: each thread reads its share of the lanes. */
+static void
+phase_read(void *arg, int tid)
+{
+	struct pass *p = arg;
+	const struct fl_tensor *t = &p->lane[0].h.t[p->ti];
+	int T = p->pool.n, first = 1, check = p->scan || !p->fused;
+	double *acc = p->acc[tid];
+
+	if (p->has_base && !p->base_early && (int)(p->nl % (size_t)T) == tid)
+		p->base.rc = lane_read(&p->base, &p->base.h.t[p->ti], p->k);
+	for (size_t j = (size_t)tid; j < p->nl; j += (size_t)T) {
+		struct lane *l = &p->lane[j];
+		int64_t b;
+		if ((l->rc = lane_read(l, t, p->k)))
+			continue;
+		if (check && l->bad < 0 && (b = first_nonfinite(l->x, p->k)) >= 0) {
+			l->bad = (int64_t)p->off + b;
+			l->badtensor = p->ti;
+		}
+		if (p->scan)
+			continue;
+		if (p->base_early && l->in->scale < 1)
+			clip_lane(l, p->base.x, p->k);
+		if (!p->fused)
+			continue;
+		const float *x = l->x;
+		const double w = l->w;
+		if (first) {
+			for (size_t i = 0; i < p->k; i++)
+				acc[i] = w * x[i];
+			first = 0;
+		} else {
+			for (size_t i = 0; i < p->k; i++)
+				acc[i] += w * x[i];
+		}
+	}
+	if (p->fused && first)
+		memset(acc, 0, p->k * sizeof(*acc));
+}
+
+static void
+krange(const struct pass *p, int tid, size_t *lo, size_t *hi)
+{
+	size_t T = (size_t)p->pool.n;
+
+	*lo = p->k * (size_t)tid / T;
+	*hi = p->k * (size_t)(tid + 1) / T;
+}
+
+/* Phase two: combine the chunk, each thread a share of it. */
+static void
+phase_combine(void *arg, int tid)
+{
+	struct pass *p = arg;
+	size_t lo, hi, n = p->nl;
+	const float *b = p->has_base ? p->base.x : NULL;
+
+	p->badel[tid] = -1;
+	if (p->scan) {
+		/* Pairs (i, j), i <= j, dealt out to the threads. */
+		double *g = p->gram[tid];
+		size_t pair = 0;
+		for (size_t i = 0; i < n; i++)
+			for (size_t j = i; j < n; j++, pair++) {
+				if (pair % (size_t)p->pool.n != (size_t)tid ||
+				    p->lane[i].bad >= 0 || p->lane[j].bad >= 0)
+					continue;
+				const float *x = p->lane[i].x, *y = p->lane[j].x;
+				double s = 0;
+				if (b) {
+					for (size_t e = 0; e < p->k; e++)
+						s += ((double)x[e] - b[e]) * ((double)y[e] - b[e]);
+				} else if (i != j) {
+					for (size_t e = 0; e < p->k; e++) {
+						double d = (double)x[e] - y[e];
+						s += d * d;
+					}
+				}
+				g[i * n + j] += s;
+			}
+		return;
+	}
+	krange(p, tid, &lo, &hi);
+	if (p->fused) {
+		for (size_t e = lo; e < hi; e++) {
+			double s = p->acc[0][e];
+			for (int t = 1; t < p->pool.n; t++)
+				s += p->acc[t][e];
+			if (b)
+				s += p->basecoef * b[e];
+			p->out[e] = (float)(s / p->wsum);
+		}
+		int64_t e = first_nonfinite(p->out + lo, hi - lo);
+		if (e >= 0)
+			p->badel[tid] = (int64_t)lo + e;
+		return;
+	}
+	for (size_t j = 0; j < n; j++)
+		p->xsp[tid][j] = p->lane[j].x + lo;
+	if (p->a->o.rule == FL_AGG_MEDIAN)
+		fl_agg_median(p->out + lo, p->xsp[tid], n, hi - lo, p->scratch[tid]);
+	else
+		fl_agg_trimmed(p->out + lo, p->xsp[tid], n, hi - lo, p->cut,
+		    p->scratch[tid]);
+}
+
+static void
+pass_close(struct pass *p)
+{
+	pool_stop(&p->pool);
+	for (size_t j = 0; j < p->nl; j++)
+		lane_close(&p->lane[j]);
+	free(p->lane);
+	lane_close(&p->base);
+	for (int t = 0; t < MAX_THREADS; t++) {
+		free(p->acc[t]);
+		free(p->gram[t]);
+		free(p->scratch[t]);
+		free(p->xsp[t]);
+	}
+	free(p->out);
+	free(p->m);
+	free(p->v);
+	free(p->outraw);
+	memset(p, 0, sizeof(*p));
+}
+
+static int
+pass_open(struct pass *p, struct fl_agg *a, int scan, char *err)
+{
+	size_t n = 0;
+	int T, rc;
+	long ncpu;
+
+	memset(p, 0, sizeof(*p));
+	p->a = a;
+	p->scan = scan;
+	p->chunk = a->o.chunk ? a->o.chunk : CHUNK_DEFAULT;
+	p->fused = !scan && (a->o.rule == FL_AGG_MEAN || a->o.rule == FL_AGG_KRUM);
+	if (!(p->lane = calloc(a->n, sizeof(*p->lane))))
+		return fl_err(err, FL_EFAIL, "out of memory");
+	for (size_t i = 0; i < a->n; i++) {
+		if (!scan && !a->in[i].used)
+			continue;
+		if ((rc = lane_open(&p->lane[n++], &a->in[i], NULL, p->chunk, err)))
+			return p->nl = n, rc;
+	}
+	p->nl = n;
+	if ((p->has_base = a->has_base) &&
+	    (rc = lane_open(&p->base, NULL, a->o.base, p->chunk, err)))
+		return rc;
+	p->base_early = p->has_base && !scan && !p->fused;
+	ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+	T = a->o.threads > 0 ? a->o.threads : (int)(ncpu > 0 ? ncpu : 1);
+	if (T > MAX_THREADS)
+		T = MAX_THREADS;
+	if ((size_t)T > n)
+		T = (int)(n ? n : 1);
+	for (int t = 0; t < T; t++) {
+		if ((p->fused && !(p->acc[t] = malloc(p->chunk * sizeof(double)))) ||
+		    (scan && !(p->gram[t] = calloc(n * n, sizeof(double)))) ||
+		    !(p->scratch[t] = malloc((n + 1) * sizeof(float))) ||
+		    !(p->xsp[t] = malloc((n + 1) * sizeof(float *))))
+			return fl_err(err, FL_EFAIL, "out of memory");
+	}
+	if (!(p->out = malloc(p->chunk * sizeof(float))) ||
+	    !(p->outraw = malloc(p->chunk * 8)))
+		return fl_err(err, FL_EFAIL, "out of memory");
+	for (size_t j = 0; j < n; j++)
+		p->total += fl_header_nparams(&p->lane[j].h);
+	return pool_start(&p->pool, T);
+}
+
+static const char *
+nonfinite_name(float x)
+{
+	return isnan(x) ? "NaN" : "Inf";
+}
+
+static int
+lane_bad_error(struct lane *l, size_t ti, int64_t el, float x, char *err)
+{
+	return fl_err(err, FL_EDATA, "%s: tensor %s holds %s at element %lld%s",
+	    l->label, l->h.t[ti].name, nonfinite_name(x), (long long)el,
+	    l->in ? " (--skip-bad leaves such inputs out)" : "");
+}
+
+/* Read and combine one chunk of tensor p->ti at element p->off. */
+static int
+pass_chunk(struct pass *p, char *err)
+{
+	if (p->base_early) {
+		struct lane *b = &p->base;
+		if ((b->rc = lane_read(b, &b->h.t[p->ti], p->k)))
+			return fl_err(err, b->rc, "%s", b->err);
+	}
+	pool_run(&p->pool, phase_read, p);
+	for (size_t j = 0; j < p->nl; j++)
+		if (p->lane[j].rc)
+			return fl_err(err, p->lane[j].rc, "%s", p->lane[j].err);
+	if (p->has_base) {
+		struct lane *b = &p->base;
+		int64_t e;
+		if (b->rc)
+			return fl_err(err, b->rc, "%s", b->err);
+		if ((e = first_nonfinite(b->x, p->k)) >= 0)
+			return lane_bad_error(b, p->ti, (int64_t)p->off + e, b->x[e], err);
+	}
+	for (size_t j = 0; j < p->nl; j++) {
+		struct lane *l = &p->lane[j];
+		if (l->bad >= 0 && !p->scan)
+			return lane_bad_error(l, p->ti, l->bad,
+			    l->x[l->bad - (int64_t)p->off], err);
+		if (l->bad >= 0 && p->scan && !p->a->o.skip_bad)
+			return lane_bad_error(l, p->ti, l->bad,
+			    l->x[l->bad - (int64_t)p->off], err);
+		if (l->bad >= 0 && p->scan) {
+			l->scan_bad = 1;
+			l->in->bad = 1;
+		}
+	}
+	pool_run(&p->pool, phase_combine, p);
+	for (int t = 0; t < p->pool.n; t++) {
+		int64_t e = p->badel[t];
+		if (e < 0)
+			continue;
+		for (size_t j = 0; j < p->nl; j++)
+			if (!isfinite(p->lane[j].x[e]))
+				return lane_bad_error(&p->lane[j], p->ti,
+				    (int64_t)p->off + e, p->lane[j].x[e], err);
+		return fl_err(err, FL_EDATA, "tensor %s: the weighted sum overflows "
+		    "at element %lld", p->lane[0].h.t[p->ti].name,
+		    (long long)p->off + e);
+	}
+	return FL_OK;
+}
+
+/* Begin tensor ti in every lane. */
+static int
+pass_begin(struct pass *p, size_t ti, char *err)
+{
+	int rc;
+
+	p->ti = ti;
+	for (size_t j = 0; j < p->nl; j++) {
+		p->lane[j].bad = -1;
+		if ((rc = fl_reader_begin(&p->lane[j].r, ti, err)))
+			return rc;
+	}
+	if (p->has_base && (rc = fl_reader_begin(&p->base.r, ti, err)))
+		return rc;
+	return FL_OK;
+}
+
+static int
+pass_finish(struct pass *p, char *err)
+{
+	int rc;
+
+	for (size_t j = 0; j < p->nl; j++)
+		if ((rc = fl_reader_finish(&p->lane[j].r, err)))
+			return rc;
+	if (p->has_base && (rc = fl_reader_finish(&p->base.r, err)))
+		return rc;
+	return FL_OK;
+}
+
+static void
+report(struct pass *p, int npasses, int passno)
+{
+	const struct fl_agg_opts *o = &p->a->o;
+
+	if (!o->progress || !p->total)
+		return;
+	o->progress(o->cbarg, ((double)passno + (double)p->done / (double)p->total) /
+	    npasses);
+}
+
+/*
+ * The first pass: crcs, NaN and Inf, and the Gram matrix of the updates
+ * (or the squared distances between inputs when there is no base).
+ */
+static int
+scan(struct fl_agg *a, int npasses, char *err)
+{
+	struct pass p;
+	const struct fl_header *h = &a->in[0].h;
+	size_t n = a->n;
+	int rc;
+
+	if ((rc = pass_open(&p, a, 1, err)))
+		goto out;
+	for (size_t ti = 0; ti < h->ntensors; ti++) {
+		uint64_t numel = fl_tensor_numel(&h->t[ti]);
+		if ((rc = pass_begin(&p, ti, err)))
+			goto out;
+		for (p.off = 0; p.off < numel; p.off += p.k) {
+			p.k = (size_t)(numel - p.off < p.chunk ? numel - p.off : p.chunk);
+			if ((rc = pass_chunk(&p, err)))
+				goto out;
+			p.done += p.k * p.nl;
+			report(&p, npasses, 0);
+		}
+	}
+	if ((rc = pass_finish(&p, err)))
+		goto out;
+	if (!(a->gram = calloc(n * n, sizeof(double)))) {
+		rc = fl_err(err, FL_EFAIL, "out of memory");
+		goto out;
+	}
+	for (int t = 0; t < p.pool.n; t++)
+		for (size_t i = 0; i < n; i++)
+			for (size_t j = i; j < n; j++)
+				a->gram[i * n + j] += p.gram[t][i * n + j];
+	for (size_t i = 0; i < n; i++)
+		for (size_t j = 0; j < i; j++)
+			a->gram[i * n + j] = a->gram[j * n + i];
+out:
+	pass_close(&p);
+	return rc;
+}
+
+static int
+needs_m(enum fl_server_opt o)
+{
+	return o != FL_SOPT_SGD;
+}
+
+static int
+needs_v(enum fl_server_opt o)
+{
+	return o == FL_SOPT_ADAM || o == FL_SOPT_YOGI || o == FL_SOPT_ADAGRAD;
+}
+
+/* The state blob's header for a model header h. */
+static int
+state_header(struct fl_header *s, const struct fl_header *h,
+    const struct fl_agg_opts *o, uint64_t step)
+{
+	char name[FL_MAX_NAME + 8];
+
+	if (fl_header_init(s, "fl-avg-state") ||
+	    fl_map_set_str(&s->meta, "server_opt", fl_server_opt_name(o->opt)) ||
+	    fl_map_set_uint(&s->meta, "step", step) ||
+	    fl_map_set_float(&s->meta, "lr", o->sp.lr) ||
+	    fl_map_set_float(&s->meta, "beta1", o->sp.beta1) ||
+	    fl_map_set_float(&s->meta, "beta2", o->sp.beta2) ||
+	    fl_map_set_float(&s->meta, "tau", o->sp.tau))
+		return FL_EFAIL;
+	for (size_t i = 0; i < h->ntensors; i++) {
+		const struct fl_tensor *t = &h->t[i];
+		snprintf(name, sizeof(name), "m/%s", t->name);
+		if (needs_m(o->opt) && fl_header_add(s, name, FL_F32, t->ndim, t->shape) < 0)
+			return FL_EFAIL;
+		snprintf(name, sizeof(name), "v/%s", t->name);
+		if (needs_v(o->opt) && fl_header_add(s, name, FL_F32, t->ndim, t->shape) < 0)
+			return FL_EFAIL;
+	}
+	return FL_OK;
+}
+
+/* Open the state file if it exists and check it fits the model. */
+static int
+state_open(struct fl_agg *a, struct fl_reader *r, struct fl_header *sh,
+    int *have, char *err)
+{
+	struct fl_header want;
+	const char *opt;
+	uint64_t step = 0;
+	int rc;
+
+	*have = 0;
+	if (!a->o.state)
+		return FL_OK;
+	if ((rc = fl_reader_open(r, a->o.state, err)))
+		return rc == FL_ENOTFOUND ? FL_OK : rc;
+	if ((rc = fl_reader_next(r, sh, err))) {
+		fl_reader_close(r);
+		return rc == FL_EOF ? fl_err(err, FL_EBLOB, "%s: empty file", a->o.state) : rc;
+	}
+	*have = 1;
+	opt = fl_map_get_str(&sh->meta, "server_opt");
+	if (strcmp(sh->kind, "fl-avg-state") || !opt)
+		return fl_err(err, FL_EDATA, "%s: not an fl-avg state blob", a->o.state);
+	if (strcmp(opt, fl_server_opt_name(a->o.opt)))
+		return fl_err(err, FL_EUSAGE, "%s: state of server optimizer %s, not %s "
+		    "(remove it to start afresh)", a->o.state, opt,
+		    fl_server_opt_name(a->o.opt));
+	fl_val_get_u64(fl_map_get(&sh->meta, "step"), &step);
+	a->step = step;
+	if (state_header(&want, &a->in[0].h, &a->o, 0)) {
+		fl_header_release(&want);
+		return fl_err(err, FL_EFAIL, "out of memory");
+	}
+	rc = FL_OK;
+	if (want.ntensors != sh->ntensors)
+		rc = fl_err(err, FL_EDATA, "%s: state holds %zu tensors, the model "
+		    "needs %zu", a->o.state, sh->ntensors, want.ntensors);
+	for (size_t i = 0; !rc && i < want.ntensors; i++) {
+		const struct fl_tensor *x = &want.t[i], *y = &sh->t[i];
+		char s1[128], s2[128];
+		fl_shape_str(x, s1, sizeof(s1));
+		fl_shape_str(y, s2, sizeof(s2));
+		if (strcmp(x->name, y->name) || strcmp(s1, s2) || y->dtype != FL_F32)
+			rc = fl_err(err, FL_EDATA, "%s: state tensor %s %s %s does not "
+			    "fit the model (expected %s %s f32)", a->o.state, y->name, s2,
+			    fl_dtype_name(y->dtype), x->name, s1);
+	}
+	fl_header_release(&want);
+	return rc;
+}
+
+/* Weights, clipping factors and the Krum selection, after the scan. */
+static int
+choose(struct fl_agg *a, char *err)
+{
+	size_t n = a->n, ngood = 0, *idx = NULL, *sel = NULL;
+	double *d2 = NULL;
+	int rc = FL_OK;
+	char msg[FL_ERRLEN];
+
+	for (size_t i = 0; i < n; i++) {
+		struct fl_agg_input *in = &a->in[i];
+		if (in->bad) {
+			in->used = 0;
+			snprintf(msg, sizeof(msg), "%s: holds NaN or Inf; left out", in->label);
+			if (a->o.warn)
+				a->o.warn(a->o.cbarg, msg);
+			continue;
+		}
+		if (a->o.clip > 0 && a->gram)
+			in->scale = fl_clip_scale(sqrt(fmax(a->gram[i * n + i], 0)), a->o.clip);
+		ngood++;
+	}
+	if (ngood == 0)
+		return fl_err(err, FL_EDATA, "no input left: every one holds NaN or Inf");
+	if (a->o.rule != FL_AGG_KRUM)
+		return FL_OK;
+	idx = malloc(ngood * sizeof(*idx));
+	sel = malloc(ngood * sizeof(*sel));
+	d2 = malloc(ngood * ngood * sizeof(*d2));
+	if (!idx || !sel || !d2) {
+		rc = fl_err(err, FL_EFAIL, "out of memory");
+		goto out;
+	}
+	for (size_t i = 0, c = 0; i < n; i++)
+		if (!a->in[i].bad)
+			idx[c++] = i;
+	for (size_t i = 0; i < ngood; i++)
+		for (size_t j = 0; j < ngood; j++) {
+			size_t x = idx[i], y = idx[j];
+			double v;
+			if (a->has_base) {
+				double si = a->in[x].scale, sj = a->in[y].scale;
+				v = si * si * a->gram[x * n + x] + sj * sj * a->gram[y * n + y] -
+				    2 * si * sj * a->gram[x * n + y];
+				v = fmax(v, 0);
+			} else {
+				v = a->gram[x * n + y];
+			}
+			d2[i * ngood + j] = i == j ? 0 : v;
+		}
+	if ((rc = fl_krum_select(d2, ngood, a->o.byzantine,
+	    a->o.multi ? a->o.multi : 1, sel, NULL, err))) {
+		if (ngood < n)
+			rc = FL_EDATA;
+		goto out;
+	}
+	for (size_t i = 0; i < n; i++)
+		a->in[i].used = 0;
+	for (size_t i = 0; i < (a->o.multi ? a->o.multi : 1); i++)
+		a->in[idx[sel[i]]].used = 1;
+out:
+	free(idx);
+	free(sel);
+	free(d2);
+	return rc;
+}
+
+static int
+push_str(struct fl_val *arr, const char *s)
+{
+	struct fl_val v;
+
+	if (fl_val_str(&v, s))
+		return FL_EFAIL;
+	return fl_array_push(arr, &v);
+}
+
+/* The output's meta, from the first input's (unknown keys kept). */
+static int
+build_meta(struct fl_agg *a, struct fl_val *meta, size_t nused)
+{
+	struct fl_val parents, contrib, skipped, sel, dp, so;
+	const struct fl_val *first = NULL;
+	const char *bid;
+	double samples = 0;
+	uint64_t round = 0, r;
+	int any_round = 0, any_samples = 1, rc = FL_OK;
+
+	fl_val_array(&parents);
+	fl_val_array(&contrib);
+	fl_val_array(&skipped);
+	fl_val_array(&sel);
+	for (size_t i = 0; i < a->n; i++) {
+		const struct fl_agg_input *in = &a->in[i];
+		const struct fl_val *m = &in->h.meta;
+		double s;
+		const char *id, *cl;
+		if (in->bad) {
+			rc |= push_str(&skipped, in->label);
+			continue;
+		}
+		if (!fl_val_get_u64(fl_map_get(m, "round"), &r)) {
+			any_round = 1;
+			round = r > round ? r : round;
+		}
+		if (!in->used)
+			continue;
+		if (!first)
+			first = m;
+		if (!fl_val_get_double(fl_map_get(m, "samples"), &s))
+			samples += s;
+		else
+			any_samples = 0;
+		if ((id = fl_map_get_str(m, "model_id")))
+			rc |= push_str(&parents, id);
+		if ((cl = fl_map_get_str(m, "client")))
+			rc |= push_str(&contrib, cl);
+		if (a->o.rule == FL_AGG_KRUM)
+			rc |= push_str(&sel, in->label);
+	}
+	if (a->has_base && !fl_val_get_u64(fl_map_get(&a->base.meta, "round"), &r)) {
+		any_round = 1;
+		round = r > round ? r : round;
+	}
+	if (fl_val_copy(meta, first)) {
+		rc = FL_EFAIL;
+		fl_val_map(meta);
+	}
+	fl_map_del(meta, "client");
+	fl_map_del(meta, "metrics");
+	fl_map_del(meta, "model_id");
+	fl_map_del(meta, "parent_id");
+	fl_map_del(meta, "samples");
+	if (any_samples)
+		rc |= a->o.weighting == FL_W_SAMPLES || samples == floor(samples) ?
+		    fl_map_set_uint(meta, "samples", (uint64_t)samples) :
+		    fl_map_set_float(meta, "samples", samples);
+	rc |= fl_map_set_uint(meta, "round", any_round ? round + 1 : 1);
+	rc |= fl_map_set(meta, "parents", &parents);
+	rc |= fl_map_set(meta, "contributors", &contrib);
+	rc |= fl_map_set_str(meta, "rule", fl_agg_rule_name(&a->o));
+	if (skipped.v.a.n)
+		rc |= fl_map_set(meta, "skipped", &skipped);
+	else
+		fl_val_release(&skipped);
+	if (a->o.rule == FL_AGG_KRUM)
+		rc |= fl_map_set(meta, "selected", &sel);
+	else
+		fl_val_release(&sel);
+	if (a->o.clip > 0) {
+		fl_val_map(&dp);
+		rc |= fl_map_set_float(&dp, "clip", a->o.clip);
+		rc |= fl_map_set_float(&dp, "noise", a->o.noise);
+		rc |= fl_map_set_uint(&dp, "n", nused);
+		rc |= fl_map_set(meta, "dp", &dp);
+	}
+	if (a->has_base) {
+		fl_val_map(&so);
+		rc |= fl_map_set_str(&so, "opt", fl_server_opt_name(a->o.opt));
+		rc |= fl_map_set_float(&so, "lr", a->o.sp.lr);
+		if (needs_m(a->o.opt))
+			rc |= fl_map_set_float(&so, "beta1", a->o.sp.beta1);
+		if (needs_v(a->o.opt)) {
+			rc |= fl_map_set_float(&so, "beta2", a->o.sp.beta2);
+			rc |= fl_map_set_float(&so, "tau", a->o.sp.tau);
+		}
+		rc |= fl_map_set_uint(&so, "step", a->step + 1);
+		rc |= fl_map_set(meta, "server_opt", &so);
+		if ((bid = fl_map_get_str(&a->base.meta, "model_id")))
+			rc |= fl_map_set_str(meta, "model_id", bid);
+	}
+	rc |= fl_meta_stamp(meta, "fl-avg");
+	return rc ? FL_EFAIL : FL_OK;
+}
+
+/* Read the whole state tensor named by index si into dst (zeros if none). */
+static int
+state_tensor(struct fl_reader *r, int have, size_t *si, float *dst, uint64_t n,
+    char *err)
+{
+	if (!have) {
+		memset(dst, 0, n * sizeof(float));
+		return FL_OK;
+	}
+	return fl_reader_tensor_f32(r, (*si)++, dst, err);
+}
+
+static int
+main_pass(struct fl_agg *a, int npasses, int out_fd, const char *out_name,
+    int state_fd, const char *state_name, char *err)
+{
+	struct pass p;
+	struct fl_header oh, sh, sin;
+	struct fl_writer w, sw;
+	struct fl_reader sr;
+	const struct fl_header *h = &a->in[0].h;
+	int rc, wopen = 0, swopen = 0, have = 0, server, nm = needs_m(a->o.opt),
+	    nv = needs_v(a->o.opt);
+	size_t nused = 0, si = 0;
+	double wsum = 0, wclip = 0;
+
+	memset(&sr, 0, sizeof(sr));
+	sr.fd = -1;
+	fl_header_init(&oh, h->kind);
+	fl_header_init(&sh, "fl-avg-state");
+	fl_header_init(&sin, "fl-avg-state");
+	if ((rc = pass_open(&p, a, 0, err)))
+		goto out;
+	server = a->has_base && (a->o.opt != FL_SOPT_SGD || a->o.sp.lr != 1);
+	if (server && (rc = state_open(a, &sr, &sin, &have, err)))
+		goto out;
+	for (size_t j = 0; j < p.nl; j++) {
+		struct fl_agg_input *in = p.lane[j].in;
+		double s = a->o.rule == FL_AGG_MEAN || a->o.rule == FL_AGG_KRUM ?
+		    in->weight : 1;
+		p.lane[j].w = s * in->scale;
+		wsum += s;
+		wclip += s * in->scale;
+		nused++;
+	}
+	if (p.fused && !(wsum > 0)) {
+		rc = fl_err(err, FL_EDATA, "the inputs' weights sum to zero");
+		goto out;
+	}
+	p.wsum = wsum;
+	p.basecoef = wsum - wclip;
+	p.cut = fl_agg_trim_count(a->o.trim, p.nl);
+	p.sigma = a->o.noise * a->o.clip / (double)nused;
+	fl_rng_seed(&p.rng, a->o.seed);
+
+	fl_val_release(&oh.meta);
+	if ((rc = build_meta(a, &oh.meta, nused))) {
+		rc = fl_err(err, rc, "out of memory");
+		goto out;
+	}
+	for (size_t i = 0; i < h->ntensors; i++)
+		if (fl_header_add(&oh, h->t[i].name, h->t[i].dtype, h->t[i].ndim,
+		    h->t[i].shape) < 0) {
+			rc = fl_err(err, FL_EFAIL, "out of memory");
+			goto out;
+		}
+	if ((rc = fl_writer_begin(&w, out_fd, out_name, &oh, err)))
+		goto out;
+	wopen = 1;
+	if (server && state_fd >= 0) {
+		fl_header_release(&sh);
+		if (state_header(&sh, h, &a->o, a->step + 1)) {
+			rc = fl_err(err, FL_EFAIL, "out of memory");
+			goto out;
+		}
+		if ((rc = fl_writer_begin(&sw, state_fd, state_name, &sh, err)))
+			goto out;
+		swopen = 1;
+	}
+	for (size_t ti = 0; ti < h->ntensors; ti++) {
+		const struct fl_tensor *t = &h->t[ti];
+		uint64_t numel = fl_tensor_numel(t);
+		if ((rc = pass_begin(&p, ti, err)))
+			goto out;
+		if (server && numel > p.mvcap) {
+			free(p.m);
+			free(p.v);
+			p.m = malloc(numel * sizeof(float));
+			p.v = malloc(numel * sizeof(float));
+			if (!p.m || !p.v) {
+				rc = fl_err(err, FL_EFAIL, "tensor %s: out of memory", t->name);
+				goto out;
+			}
+			p.mvcap = numel;
+		}
+		if (server && nm && (rc = state_tensor(&sr, have, &si, p.m, numel, err)))
+			goto out;
+		if (server && nv && (rc = state_tensor(&sr, have, &si, p.v, numel, err)))
+			goto out;
+		for (p.off = 0; p.off < numel; p.off += p.k) {
+			p.k = (size_t)(numel - p.off < p.chunk ? numel - p.off : p.chunk);
+			if ((rc = pass_chunk(&p, err)))
+				goto out;
+			if (p.sigma > 0)
+				fl_agg_noise(p.out, p.k, p.sigma, &p.rng);
+			if (server)
+				fl_server_step(a->o.opt, &a->o.sp, p.out, p.base.x, p.out,
+				    p.m ? p.m + p.off : NULL, p.v ? p.v + p.off : NULL, p.k);
+			if (t->dtype == FL_F32) {
+				rc = fl_writer_write(&w, p.out, p.k * sizeof(float), err);
+			} else {
+				fl_convert(p.outraw, t->dtype, p.out, FL_F32, p.k);
+				rc = fl_writer_write(&w, p.outraw,
+				    p.k * fl_dtype_size(t->dtype), err);
+			}
+			if (rc)
+				goto out;
+			p.done += p.k * p.nl;
+			report(&p, npasses, npasses - 1);
+		}
+		if (swopen && nm && (rc = fl_writer_tensor(&sw, p.m, err)))
+			goto out;
+		if (swopen && nv && (rc = fl_writer_tensor(&sw, p.v, err)))
+			goto out;
+	}
+	if ((rc = pass_finish(&p, err)))
+		goto out;
+	wopen = 0;
+	if ((rc = fl_writer_end(&w, err)))
+		goto out;
+	if (swopen) {
+		swopen = 0;
+		rc = fl_writer_end(&sw, err);
+	}
+out:
+	if (wopen)
+		fl_writer_abort(&w);
+	if (swopen)
+		fl_writer_abort(&sw);
+	if (sr.fd >= 0 && sr.name)
+		fl_reader_close(&sr);
+	fl_header_release(&sin);
+	fl_header_release(&sh);
+	fl_header_release(&oh);
+	pass_close(&p);
+	return rc;
+}
+
+/* Do b's tensors agree with a's? what: "dtype" checked too. */
+static int
+agree(const struct fl_header *x, const char *xl, const struct fl_header *y,
+    const char *yl, int dtypes, char *err)
+{
+	char s1[256], s2[256];
+
+	for (size_t i = 0; i < x->ntensors || i < y->ntensors; i++) {
+		if (i >= y->ntensors)
+			return fl_err(err, FL_EDATA, "%s: has no tensor %s, which %s has",
+			    yl, x->t[i].name, xl);
+		if (i >= x->ntensors)
+			return fl_err(err, FL_EDATA, "%s: has tensor %s, which %s has not",
+			    yl, y->t[i].name, xl);
+		const struct fl_tensor *a = &x->t[i], *b = &y->t[i];
+		if (strcmp(a->name, b->name))
+			return fl_err(err, FL_EDATA, "%s: tensor %zu is %s, expected %s "
+			    "as in %s", yl, i, b->name, a->name, xl);
+		fl_shape_str(a, s1, sizeof(s1));
+		fl_shape_str(b, s2, sizeof(s2));
+		if (strcmp(s1, s2))
+			return fl_err(err, FL_EDATA, "%s: tensor %s has shape %s, expected "
+			    "%s as in %s", yl, b->name, s2, s1, xl);
+		if (dtypes && a->dtype != b->dtype)
+			return fl_err(err, FL_EDATA, "%s: tensor %s is %s, expected %s "
+			    "as in %s", yl, b->name, fl_dtype_name(b->dtype),
+			    fl_dtype_name(a->dtype), xl);
+	}
+	return FL_OK;
+}
+
+static int
+check_inputs(struct fl_agg *a, char *err)
+{
+	const struct fl_agg_opts *o = &a->o;
+	struct fl_reader r;
+	int rc;
+
+	if (a->n == 0)
+		return fl_err(err, FL_EUSAGE, "no inputs");
+	for (size_t i = 0; i < a->n; i++) {
+		const struct fl_header *h = &a->in[i].h;
+		if (strcmp(h->kind, "model"))
+			return fl_err(err, FL_EDATA, "%s: a %s blob, not a model",
+			    a->in[i].label, h->kind);
+		if (i && (rc = agree(&a->in[0].h, a->in[0].label, h, a->in[i].label, 1, err)))
+			return rc;
+		for (size_t t = 0; t < h->ntensors; t++)
+			if (!fl_dtype_is_float(h->t[t].dtype))
+				return fl_err(err, FL_EDATA, "%s: tensor %s is %s; only "
+				    "float tensors can be averaged", a->in[i].label,
+				    h->t[t].name, fl_dtype_name(h->t[t].dtype));
+	}
+	if (o->weighting == FL_W_GIVEN && o->nweights != a->n)
+		return fl_err(err, FL_EUSAGE, "%zu weights for %zu inputs",
+		    o->nweights, a->n);
+	for (size_t i = 0; i < a->n; i++) {
+		struct fl_agg_input *in = &a->in[i];
+		switch (o->weighting) {
+		case FL_W_UNIFORM:
+			in->weight = 1;
+			break;
+		case FL_W_GIVEN:
+			in->weight = o->weights[i];
+			break;
+		case FL_W_SAMPLES:
+			if (fl_val_get_double(fl_map_get(&in->h.meta, "samples"), &in->weight) ||
+			    !(in->weight >= 0) || !isfinite(in->weight))
+				return fl_err(err, FL_EDATA, "%s: no samples count in its meta "
+				    "(use --uniform or --weights)", in->label);
+			break;
+		}
+	}
+	if (o->rule == FL_AGG_KRUM) {
+		size_t m = o->multi ? o->multi : 1;
+		if (a->n < 2 * o->byzantine + 3)
+			return fl_err(err, FL_EUSAGE, "krum with %zu byzantine inputs needs "
+			    "at least %zu inputs, got %zu", o->byzantine,
+			    2 * o->byzantine + 3, a->n);
+		if (m > a->n)
+			return fl_err(err, FL_EUSAGE, "--multi %zu exceeds the %zu inputs",
+			    m, a->n);
+	}
+	if (o->clip > 0 && !o->base)
+		return fl_err(err, FL_EUSAGE, "--clip needs --base");
+	if (o->noise > 0 && !(o->clip > 0))
+		return fl_err(err, FL_EUSAGE, "--noise needs --clip");
+	if (!o->base)
+		return FL_OK;
+	if ((rc = fl_reader_open(&r, o->base, err)))
+		return rc;
+	fl_header_release(&a->base);
+	rc = fl_reader_next(&r, &a->base, err);
+	fl_reader_close(&r);
+	if (rc == FL_EOF)
+		return fl_err(err, FL_EBLOB, "%s: empty file", o->base);
+	if (rc)
+		return rc;
+	a->has_base = 1;
+	return agree(&a->in[0].h, a->in[0].label, &a->base, o->base, 0, err);
+}
+
+int
+fl_agg_run(struct fl_agg *a, int out_fd, const char *out_name, int state_fd,
+    const char *state_name, char *err)
+{
+	int rc, npasses;
+
+	fl_server_defaults(a->o.opt, &a->o.sp);
+	if (!a->o.seeded && getrandom(&a->o.seed, sizeof(a->o.seed), 0) !=
+	    sizeof(a->o.seed))
+		a->o.seed = (uint64_t)(fl_monotonic() * 1e9);
+	if ((rc = check_inputs(a, err)))
+		return rc;
+	npasses = a->o.skip_bad || a->o.clip > 0 || a->o.rule == FL_AGG_KRUM ? 2 : 1;
+	if (npasses == 2 && (rc = scan(a, npasses, err)))
+		return rc;
+	if ((rc = choose(a, err)))
+		return rc;
+	return main_pass(a, npasses, out_fd, out_name, state_fd, state_name, err);
+}
