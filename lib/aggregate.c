@@ -244,6 +244,10 @@ pool_start(struct pool *p, int n)
 	pthread_barrier_init(&p->done, NULL, (unsigned)n);
 	for (int i = 1; i < n; i++) {
 		struct worker *w = malloc(sizeof(*w));
+		if (w) {
+			w->p = p;
+			w->tid = i;
+		}
 		if (!w || pthread_create(&p->th[i], NULL, pool_main, w)) {
 			free(w);
 			p->n = i;	/* run with the threads we have */
@@ -253,8 +257,6 @@ pool_start(struct pool *p, int n)
 			pthread_barrier_init(&p->done, NULL, (unsigned)i);
 			return FL_OK;
 		}
-		w->p = p;
-		w->tid = i;
 	}
 	return FL_OK;
 }

@@ -1,0 +1,259 @@
+/* fl-avg: aggregate models: FedAvg, robust rules, server optimizers, DP. */
+#include <errno.h>
+#include <getopt.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "aggregate.h"
+#include "common.h"
+
+static void
+usage(void)
+{
+	fprintf(stderr,
+	    "usage: %s [-qv] [-o FILE] [--uniform | --weights W1,W2,...]\n"
+	    "              [--method mean|median|trimmed-mean|krum] [--trim F]\n"
+	    "              [--byzantine F] [--multi M] [--skip-bad]\n"
+	    "              [--base GLOBAL.blob] [--server-opt sgd|momentum|adam|yogi|adagrad]\n"
+	    "              [--server-lr X] [--server-momentum B] [--server-beta2 B]\n"
+	    "              [--tau T] [--state STATE.blob]\n"
+	    "              [--clip C] [--noise Z] [--seed N] [--threads N]\n"
+	    "              INPUT...\n", progname);
+	exit(FL_EUSAGE);
+}
+
+static void
+help(void)
+{
+	printf("usage: %s [options] INPUT... > model.blob\n"
+	    "Aggregate model blobs (files, or - for blobs on standard input).\n"
+	    "\n"
+	    "  -o, --output FILE         write the model to FILE atomically\n"
+	    "      --uniform             weigh every input alike\n"
+	    "      --weights W1,W2,...   weigh the inputs as given\n"
+	    "      --method RULE         mean (FedAvg, by meta samples), median,\n"
+	    "                            trimmed-mean, krum\n"
+	    "      --trim F              fraction cut at each end (trimmed-mean)\n"
+	    "      --byzantine F         Byzantine inputs tolerated (krum)\n"
+	    "      --multi M             average the M best (multi-krum)\n"
+	    "      --skip-bad            leave out inputs holding NaN or Inf\n"
+	    "      --base FILE           the global model the inputs started from\n"
+	    "      --server-opt OPT      sgd, momentum, adam, yogi, adagrad\n"
+	    "      --server-lr X         server learning rate\n"
+	    "      --server-momentum B   momentum, or Adam's beta1 (0.9)\n"
+	    "      --server-beta2 B      second-moment decay (0.99)\n"
+	    "      --tau T               adaptivity (1e-3)\n"
+	    "      --state FILE          server-optimizer state, read and rewritten\n"
+	    "      --clip C              bound each update's L2 norm (needs --base)\n"
+	    "      --noise Z             add N(0, (Z C / n)^2) to the aggregate\n"
+	    "      --seed N              seed the noise\n"
+	    "      --threads N           threads reading inputs (default: CPUs)\n"
+	    "  -q, --quiet               no warnings, no progress\n"
+	    "  -v, --verbose             say more\n"
+	    "  -h, --help                this help\n"
+	    "      --version             print the version\n", progname);
+	finish_stdout();
+	exit(0);
+}
+
+enum {
+	OPT_UNIFORM = 256, OPT_WEIGHTS, OPT_METHOD, OPT_TRIM, OPT_BYZ, OPT_MULTI,
+	OPT_SKIPBAD, OPT_BASE, OPT_SOPT, OPT_SLR, OPT_SMOM, OPT_SBETA2, OPT_TAU,
+	OPT_STATE, OPT_CLIP, OPT_NOISE, OPT_SEED, OPT_THREADS, OPT_CHUNK,
+	OPT_VERSION,
+};
+
+static const struct option longopts[] = {
+	{ "output", required_argument, NULL, 'o' },
+	{ "uniform", no_argument, NULL, OPT_UNIFORM },
+	{ "weights", required_argument, NULL, OPT_WEIGHTS },
+	{ "method", required_argument, NULL, OPT_METHOD },
+	{ "trim", required_argument, NULL, OPT_TRIM },
+	{ "byzantine", required_argument, NULL, OPT_BYZ },
+	{ "multi", required_argument, NULL, OPT_MULTI },
+	{ "skip-bad", no_argument, NULL, OPT_SKIPBAD },
+	{ "base", required_argument, NULL, OPT_BASE },
+	{ "server-opt", required_argument, NULL, OPT_SOPT },
+	{ "server-lr", required_argument, NULL, OPT_SLR },
+	{ "server-momentum", required_argument, NULL, OPT_SMOM },
+	{ "server-beta2", required_argument, NULL, OPT_SBETA2 },
+	{ "tau", required_argument, NULL, OPT_TAU },
+	{ "state", required_argument, NULL, OPT_STATE },
+	{ "clip", required_argument, NULL, OPT_CLIP },
+	{ "noise", required_argument, NULL, OPT_NOISE },
+	{ "seed", required_argument, NULL, OPT_SEED },
+	{ "threads", required_argument, NULL, OPT_THREADS },
+	{ "chunk", required_argument, NULL, OPT_CHUNK },
+	{ "quiet", no_argument, NULL, 'q' },
+	{ "verbose", no_argument, NULL, 'v' },
+	{ "help", no_argument, NULL, 'h' },
+	{ "version", no_argument, NULL, OPT_VERSION },
+	{ NULL, 0, NULL, 0 },
+};
+
+static double
+num(const char *opt, const char *s, double lo, double hi)
+{
+	double d;
+
+	if (fl_parse_double(s, &d) || !(d >= lo && d <= hi))
+		die(FL_EUSAGE, "%s: expected a number in [%g, %g], got '%s'", opt, lo,
+		    hi, s);
+	return d;
+}
+
+static uint64_t
+count(const char *opt, const char *s, uint64_t max)
+{
+	uint64_t u;
+
+	if (fl_parse_u64(s, max, &u))
+		die(FL_EUSAGE, "%s: expected a whole number up to %llu, got '%s'", opt,
+		    (unsigned long long)max, s);
+	return u;
+}
+
+static size_t
+parse_weights(const char *s, double **out)
+{
+	char *copy = strdup(s), *tok, *save = NULL;
+	size_t n = 0;
+
+	if (!copy || !(*out = malloc((strlen(s) / 2 + 1) * sizeof(double))))
+		die(FL_EFAIL, "out of memory");
+	for (tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save))
+		(*out)[n++] = num("--weights", tok, 0, 1e300);
+	free(copy);
+	if (n == 0)
+		die(FL_EUSAGE, "--weights: no weights given");
+	return n;
+}
+
+static void
+on_progress(void *arg, double frac)
+{
+	(void)arg;
+	progress("averaging %3.0f%%", 100 * frac);
+}
+
+static void
+on_warn(void *arg, const char *msg)
+{
+	(void)arg;
+	if (verbose >= 0)
+		warn("%s", msg);
+}
+
+int
+main(int argc, char *argv[])
+{
+	struct fl_agg_opts o;
+	struct fl_agg a;
+	struct output out;
+	struct fl_atomic st;
+	const char *outpath = NULL, *method = "mean";
+	double *weights = NULL;
+	char err[FL_ERRLEN];
+	int c, rc, uniform = 0, server_set = 0, has_state_out = 0;
+
+	setprogname(argv[0]);
+	memset(&o, 0, sizeof(o));
+	o.sp.lr = o.sp.beta1 = o.sp.beta2 = o.sp.tau = -1;
+	o.trim = 0.1;
+	while ((c = getopt_long(argc, argv, "o:qvh", longopts, NULL)) != -1) {
+		switch (c) {
+		case 'o': outpath = optarg; break;
+		case OPT_UNIFORM: uniform = 1; break;
+		case OPT_WEIGHTS: o.nweights = parse_weights(optarg, &weights); break;
+		case OPT_METHOD: method = optarg; break;
+		case OPT_TRIM: o.trim = num("--trim", optarg, 0, 0.4999999); break;
+		case OPT_BYZ: o.byzantine = count("--byzantine", optarg, 1000); break;
+		case OPT_MULTI: o.multi = count("--multi", optarg, 100000); break;
+		case OPT_SKIPBAD: o.skip_bad = 1; break;
+		case OPT_BASE: o.base = optarg; break;
+		case OPT_SOPT:
+			if (fl_server_opt_parse(optarg, &o.opt))
+				die(FL_EUSAGE, "--server-opt: unknown optimizer '%s' (sgd, "
+				    "momentum, adam, yogi, adagrad)", optarg);
+			server_set = 1;
+			break;
+		case OPT_SLR: o.sp.lr = num("--server-lr", optarg, 0, 1e6); server_set = 1; break;
+		case OPT_SMOM: o.sp.beta1 = num("--server-momentum", optarg, 0, 1); break;
+		case OPT_SBETA2: o.sp.beta2 = num("--server-beta2", optarg, 0, 1); break;
+		case OPT_TAU: o.sp.tau = num("--tau", optarg, 0, 1e6); break;
+		case OPT_STATE: o.state = optarg; break;
+		case OPT_CLIP: o.clip = num("--clip", optarg, 1e-300, 1e300); break;
+		case OPT_NOISE: o.noise = num("--noise", optarg, 0, 1e6); break;
+		case OPT_SEED:
+			o.seed = count("--seed", optarg, UINT64_MAX);
+			o.seeded = 1;
+			break;
+		case OPT_THREADS: o.threads = (int)count("--threads", optarg, 64); break;
+		case OPT_CHUNK: o.chunk = count("--chunk", optarg, 1 << 26); break;
+		case 'q': verbose = -1; break;
+		case 'v': verbose++; break;
+		case 'h': help(); break;
+		case OPT_VERSION: print_version(); break;
+		default: usage();
+		}
+	}
+	argc -= optind;
+	argv += optind;
+	if (argc < 1)
+		usage();
+
+	if (!strcmp(method, "mean") || !strcmp(method, "fedavg"))
+		o.rule = FL_AGG_MEAN;
+	else if (!strcmp(method, "median"))
+		o.rule = FL_AGG_MEDIAN;
+	else if (!strcmp(method, "trimmed-mean"))
+		o.rule = FL_AGG_TRIMMED;
+	else if (!strcmp(method, "krum"))
+		o.rule = FL_AGG_KRUM;
+	else
+		die(FL_EUSAGE, "--method: unknown rule '%s' (mean, median, "
+		    "trimmed-mean, krum)", method);
+	if (uniform && weights)
+		die(FL_EUSAGE, "--uniform and --weights exclude each other");
+	o.weighting = weights ? FL_W_GIVEN : uniform ? FL_W_UNIFORM : FL_W_SAMPLES;
+	o.weights = weights;
+	if ((o.byzantine || o.multi) && o.rule != FL_AGG_KRUM)
+		die(FL_EUSAGE, "--byzantine and --multi go with --method krum");
+	if ((server_set || o.state) && !o.base)
+		die(FL_EUSAGE, "--server-opt, --server-lr and --state need --base");
+	if (o.chunk && o.chunk < 1)
+		o.chunk = 1;
+	o.progress = on_progress;
+	o.warn = on_warn;
+
+	fl_agg_init(&a, &o);
+	for (int i = 0; i < argc; i++)
+		if ((rc = fl_agg_add(&a, argv[i], err)))
+			die(rc, "%s", err);
+	note("%zu inputs", a.n);
+	output_open(&out, outpath);
+	if (o.state && o.opt != FL_SOPT_SGD) {
+		if (fl_atomic_open(&st, o.state, err))
+			die(FL_EIO, "%s", err);
+		has_state_out = 1;
+	}
+	rc = fl_agg_run(&a, out.fd, out.name, has_state_out ? st.fd : -1,
+	    o.state, err);
+	progress_done();
+	if (rc) {
+		if (has_state_out)
+			fl_atomic_abort(&st);
+		die(rc, "%s", err);
+	}
+	output_close(&out);
+	if (has_state_out && fl_atomic_commit(&st, err))
+		die(FL_EIO, "%s", err);
+	if (o.base && o.opt != FL_SOPT_SGD && !o.state)
+		note("no --state: the server optimizer's state is not kept");
+	fl_agg_release(&a);
+	free(weights);
+	finish_stdout();
+	return 0;
+}
