@@ -45,7 +45,7 @@ struct fl_agg_opts {
 	const char *base;	/* global model the inputs started from */
 	const char *state;	/* server-optimizer state to read, if present */
 	enum fl_server_opt opt;
-	struct fl_server_params sp;	/* lr < 0: the optimizer's default */
+	struct fl_server_params sp;	/* lr, tau <= 0, betas < 0: defaults */
 	double clip;		/* > 0: L2 bound on each update (needs base) */
 	double noise;		/* noise multiplier z: sigma = z clip / n */
 	uint64_t seed;
@@ -102,7 +102,7 @@ int fl_agg_run(struct fl_agg *a, int out_fd, const char *out_name,
 const char *fl_agg_rule_name(const struct fl_agg_opts *o);
 int fl_server_opt_parse(const char *s, enum fl_server_opt *opt);
 const char *fl_server_opt_name(enum fl_server_opt opt);
-/* Fill in defaults for the parameters left negative. */
+/* Fill in defaults: lr and tau <= 0, beta1 and beta2 < 0. */
 void fl_server_defaults(enum fl_server_opt opt, struct fl_server_params *p);
 
 /* The rules on k coordinates of n inputs x[0..n-1]; w are weights

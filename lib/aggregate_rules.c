@@ -182,13 +182,13 @@ fl_server_defaults(enum fl_server_opt opt, struct fl_server_params *p)
 	int adaptive = opt == FL_SOPT_ADAM || opt == FL_SOPT_YOGI ||
 	    opt == FL_SOPT_ADAGRAD;
 
-	if (p->lr < 0)
+	if (p->lr <= 0)
 		p->lr = adaptive ? 0.01 : 1.0;
 	if (p->beta1 < 0)
 		p->beta1 = 0.9;
 	if (p->beta2 < 0)
 		p->beta2 = 0.99;
-	if (p->tau < 0)
+	if (p->tau <= 0)
 		p->tau = 1e-3;
 }
 
