@@ -9,7 +9,7 @@ ZSHCOMPDIR = $(PREFIX)/share/zsh/vendor-completions
 PKGS = libcurl libwebsockets msgpack zlib openblas
 
 CC ?= cc
-OPT = -O2 -g
+OPT = -O2 -g -fno-math-errno
 WARN = -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes
 CPPFLAGS += -D_GNU_SOURCE -DFL_VERSION=\"$(VERSION)\" -Ilib
 CFLAGS += -std=c11 $(OPT) $(WARN) -pthread $(shell pkg-config --cflags $(PKGS) 2>/dev/null)

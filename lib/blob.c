@@ -484,8 +484,12 @@ rd_pad(struct fl_reader *r, uint64_t to, const char *what, char *err)
 static int
 rd_skip(struct fl_reader *r, uint64_t to, char *err)
 {
-	uint64_t n = to - r->pos, inbuf = r->blen - r->bpos;
+	uint64_t n, inbuf = r->blen - r->bpos;
 	unsigned char tmp[65536];
+
+	if (to < r->pos)
+		return rerr(r, fl_err(err, FL_EFAIL, "internal error: skip backwards"), err);
+	n = to - r->pos;
 
 	if (n <= inbuf) {
 		r->bpos += (size_t)n;
@@ -498,7 +502,7 @@ rd_skip(struct fl_reader *r, uint64_t to, char *err)
 	if (r->remain != UINT64_MAX && lseek(r->fd, (off_t)n, SEEK_CUR) >= 0) {
 		if (r->streampos + to > r->remain)
 			return rerr(r, fl_err(err, FL_EBLOB, "truncated: blob needs "
-			    "%llu bytes", (unsigned long long)r->h->total), err);
+			    "%llu bytes", (unsigned long long)r->total), err);
 		r->pos = to;
 		return FL_OK;
 	}
@@ -533,7 +537,9 @@ fl_reader_next(struct fl_reader *r, struct fl_header *h, char *err)
 	if (r->failed)
 		return fl_err(err, FL_EFAIL, "%s: read after an error", r->name);
 	if (r->h) {
-		if ((rc = rd_skip(r, r->h->total, err)))
+		/* The caller may have released the header: use our own copy
+		 * of its length. */
+		if ((rc = rd_skip(r, r->total, err)))
 			return rc;
 		end_blob(r);
 	}
@@ -581,6 +587,7 @@ fl_reader_next(struct fl_reader *r, struct fl_header *h, char *err)
 		return rc;
 	}
 	r->h = h;
+	r->total = h->total;
 	r->next = 0;
 	if ((rc = rd_pad(r, h->data_off, "header", err))) {
 		r->h = NULL;
@@ -808,7 +815,7 @@ fl_reader_finish(struct fl_reader *r, char *err)
 	}
 	free(tmp);
 	if (rc == FL_OK)
-		rc = rd_pad(r, r->h->total, "last tensor", err);
+		rc = rd_pad(r, r->total, "last tensor", err);
 	if (rc == FL_OK)
 		end_blob(r);
 	return rc;

@@ -99,7 +99,9 @@ struct fl_reader {
 	uint64_t pos;		/* bytes consumed of the current blob */
 	uint64_t streampos;	/* bytes consumed of the stream before it */
 	uint64_t remain;	/* bytes left in a regular file, or UINT64_MAX */
-	struct fl_header *h;	/* current blob's header (caller's) */
+	struct fl_header *h;	/* current blob's header (the caller's; keep it
+				 * until its tensors are read) */
+	uint64_t total;		/* current blob's length */
 	size_t next;		/* next tensor to read */
 	int nblob;		/* blobs started so far */
 	int in_tensor;		/* a chunked read is under way */

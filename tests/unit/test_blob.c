@@ -215,6 +215,25 @@ test_corruption(void)
 	free(good);
 }
 
+/* Headers only: skip tensors and release each header before the next. */
+static void
+test_skip(void)
+{
+	struct fl_reader r;
+	struct fl_header h;
+	char err[FL_ERRLEN] = "";
+	int rc, n = 0;
+
+	test_roundtrip(FL_RAW, 0, 0);	/* leaves two blobs in path */
+	fl_reader_open(&r, path, err);
+	while ((rc = fl_reader_next(&r, &h, err)) == FL_OK && n < 5) {
+		n++;
+		fl_header_release(&h);
+	}
+	fl_reader_close(&r);
+	CHECK(rc == FL_EOF && n == 2, "headers only: 2 blobs then EOF (%d: %s)", n, err);
+}
+
 static void
 test_half(void)
 {
@@ -246,6 +265,7 @@ main(void)
 	test_roundtrip(FL_ZLIB, 1, 1);
 	test_corruption();
 	test_half();
+	test_skip();
 	unlink(path);
 	return unit_done();
 }
