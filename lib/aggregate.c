@@ -149,10 +149,10 @@ int
 fl_agg_add(struct fl_agg *a, const char *path, char *err)
 {
 	struct fl_reader r;
-	struct fl_header h;
+	struct fl_header hs[2];	/* the reader's current and previous */
 	struct fl_agg_input *in;
 	char label[FL_ERRLEN / 4];
-	int rc, stdin_ = !strcmp(path, "-"), nb = 0;
+	int rc, stdin_ = !strcmp(path, "-"), nb = 0, c = 0;
 	size_t first = a->n;
 
 	if (stdin_ && a->stdin_used)
@@ -160,7 +160,9 @@ fl_agg_add(struct fl_agg *a, const char *path, char *err)
 	a->stdin_used |= stdin_;
 	if ((rc = fl_reader_open(&r, path, err)))
 		return rc;
-	while ((rc = fl_reader_next(&r, &h, err)) == FL_OK) {
+	memset(hs, 0, sizeof(hs));
+	while ((rc = fl_reader_next(&r, &hs[c], err)) == FL_OK) {
+		fl_header_release(&hs[c ^ 1]);
 		nb++;
 		if (nb == 1)
 			snprintf(label, sizeof(label), "%s", stdin_ ? "<stdin>" : path);
@@ -168,21 +170,23 @@ fl_agg_add(struct fl_agg *a, const char *path, char *err)
 			snprintf(label, sizeof(label), "%s (blob %d)",
 			    stdin_ ? "<stdin>" : path, nb);
 		if (!(in = new_input(a, label, stdin_ ? NULL : path, err))) {
-			fl_header_release(&h);
 			rc = FL_EFAIL;
 			break;
 		}
 		fl_header_release(&in->h);
-		in->h = h;
-		r.h = &in->h;	/* the reader keeps pointing at the header */
+		if (fl_header_copy(&in->h, &hs[c])) {
+			rc = fl_err(err, FL_EFAIL, "out of memory");
+			break;
+		}
 		if (stdin_) {
 			if ((in->fd = spool_fd(a->o.tmpdir, err)) < 0) {
 				rc = FL_EIO;
 				break;
 			}
-			if ((rc = spool_blob(&r, &in->h, in->fd, label, err)))
+			if ((rc = spool_blob(&r, &hs[c], in->fd, label, err)))
 				break;
 		}
+		c ^= 1;
 	}
 	/* The first blob of a stream was labelled before we knew of more. */
 	if (nb > 1 && a->n > first) {
@@ -194,6 +198,8 @@ fl_agg_add(struct fl_agg *a, const char *path, char *err)
 		}
 	}
 	fl_reader_close(&r);
+	fl_header_release(&hs[0]);
+	fl_header_release(&hs[1]);
 	if (rc == FL_EOF && nb == 0)
 		return fl_err(err, FL_EBLOB, "%s: no blob in %s", stdin_ ? "<stdin>" : path,
 		    stdin_ ? "standard input" : "the file");
@@ -355,12 +361,20 @@ lane_open(struct lane *l, struct fl_agg_input *in, const char *path,
 			skip = atoi(p + 7) - 1;
 	}
 	l->open = 1;
+	/* The reader skips a blob through its header: keep that alive. */
+	struct fl_header tmp[2];
+	memset(tmp, 0, sizeof(tmp));
 	for (int i = 0; i <= skip; i++) {
+		struct fl_header *h = i == skip ? &l->h : &tmp[i % 2];
+		rc = fl_reader_next(&l->r, h, err);
 		if (i)
-			fl_header_release(&l->h);
-		if ((rc = fl_reader_next(&l->r, &l->h, err)))
+			fl_header_release(&tmp[(i - 1) % 2]);
+		if (rc) {
+			fl_header_release(&tmp[0]);
+			fl_header_release(&tmp[1]);
 			return rc == FL_EOF ? fl_err(err, FL_EBLOB, "%s: changed while "
 			    "being read", l->label) : rc;
+		}
 	}
 	if (!(l->x = malloc(chunk * sizeof(float))) ||
 	    !(l->raw = malloc(chunk * 8)))

@@ -1,0 +1,247 @@
+#!/usr/bin/env bats
+# fl-avg: every rule and option, and every bad input.
+
+load test_helper
+bats_require_minimum_version 1.5.0
+
+# This bats-assert has no assert_stderr.
+stderr_has() { [[ "$stderr" == *"$1"* ]] || { echo "stderr: $stderr"; false; }; }
+stderr_is() { [ "$stderr" = "$1" ] || { echo "stderr: $stderr"; false; }; }
+
+mk() { python3 "$FIXTURES/mkblob.py" "$@"; }
+dump() { python3 "$FIXTURES/mkblob.py" --dump "$@"; }
+# tensors FILE: the output's tensors as compact JSON
+tensors() { dump "$1" | python3 -c 'import json,sys; b=json.loads(sys.stdin.readline()); print(json.dumps(b["tensors"], separators=(",",":")))'; }
+meta() { dump "$1" | python3 -c 'import json,sys; b=json.loads(sys.stdin.readline()); print(json.dumps(b["meta"]["'"$2"'"], separators=(",",":")))'; }
+
+model() {	# model FILE SAMPLES W1,W2,W3,W4 B1,B2 [extra meta JSON]
+	mk "$1" '{"meta":{"samples":'"$2"',"round":2,"model_id":"id-'"${1%.blob}"'","client":"c-'"${1%.blob}"'"'"${5:+,$5}"'},"tensors":[["w","f32",[2,2],['"$3"']],["b","f32",[2],['"$4"']]]}'
+}
+
+setup() {
+	common_setup
+	model a.blob 1 1,2,3,4 0,0 '"x-keep":"yes"'
+	model b.blob 3 5,6,7,8 4,8
+	model c.blob 4 100,-6,7,1 4,9
+	model z.blob 0 0,0,0,0 0,0
+}
+
+@test "fl-avg: fedavg by samples, meta round/parents/contributors, unknown keys kept" {
+	run -0 fl-avg -o out.blob a.blob b.blob
+	run -0 tensors out.blob
+	assert_output '{"w":[4.0,5.0,6.0,7.0],"b":[3.0,6.0]}'
+	run -0 meta out.blob samples;      assert_output 4
+	run -0 meta out.blob round;        assert_output 3
+	run -0 meta out.blob parents;      assert_output '["id-a","id-b"]'
+	run -0 meta out.blob contributors; assert_output '["c-a","c-b"]'
+	run -0 meta out.blob rule;         assert_output '"fedavg"'
+	run -0 meta out.blob x-keep;       assert_output '"yes"'
+	run -0 meta out.blob producer;     assert_output --partial fl-avg
+}
+
+@test "fl-avg: --uniform and --weights" {
+	fl-avg --uniform a.blob b.blob >u.blob
+	run -0 tensors u.blob
+	assert_output '{"w":[3.0,4.0,5.0,6.0],"b":[2.0,4.0]}'
+	fl-avg --weights 3,1 a.blob b.blob >w.blob
+	run -0 tensors w.blob
+	assert_output '{"w":[2.0,3.0,4.0,5.0],"b":[1.0,2.0]}'
+	run -2 --separate-stderr fl-avg --weights 1,2,3 a.blob b.blob
+	stderr_has '3 weights for 2 inputs'
+	run -2 fl-avg --uniform --weights 1,1 a.blob b.blob
+}
+
+@test "fl-avg: blobs back to back on standard input, and mixed with files" {
+	cat a.blob b.blob >ab.blob
+	run -0 bash -c 'cat a.blob b.blob | fl-avg - >s.blob'
+	run -0 tensors s.blob
+	assert_output '{"w":[4.0,5.0,6.0,7.0],"b":[3.0,6.0]}'
+	run -0 bash -c 'cat a.blob | fl-avg - b.blob >s2.blob'
+	run -0 tensors s2.blob
+	assert_output '{"w":[4.0,5.0,6.0,7.0],"b":[3.0,6.0]}'
+	run -0 fl-avg -o f.blob ab.blob
+	run -0 tensors f.blob
+	assert_output '{"w":[4.0,5.0,6.0,7.0],"b":[3.0,6.0]}'
+	run -2 --separate-stderr fl-avg - - <ab.blob
+	stderr_has 'standard input given twice'
+}
+
+@test "fl-avg: --method median and trimmed-mean" {
+	fl-avg --method median a.blob b.blob c.blob >m.blob
+	run -0 tensors m.blob
+	assert_output '{"w":[5.0,2.0,7.0,4.0],"b":[4.0,8.0]}'
+	fl-avg --method median a.blob b.blob >m2.blob
+	run -0 tensors m2.blob
+	assert_output '{"w":[3.0,4.0,5.0,6.0],"b":[2.0,4.0]}'
+	fl-avg --method trimmed-mean --trim 0.34 a.blob b.blob c.blob >t.blob
+	run -0 tensors t.blob
+	assert_output '{"w":[5.0,2.0,7.0,4.0],"b":[4.0,8.0]}'
+	run -0 meta t.blob rule; assert_output '"trimmed-mean"'
+	run -2 fl-avg --method trimmed-mean --trim 0.5 a.blob b.blob
+	run -2 fl-avg --method nonsense a.blob
+}
+
+@test "fl-avg: krum and multi-krum drop the outlier" {
+	model d.blob 1 5,6,7,9 4,8
+	run -0 fl-avg --method krum --byzantine 1 -o k.blob a.blob b.blob c.blob d.blob b.blob
+	run -0 meta k.blob selected
+	assert_output '["b.blob"]'
+	run -0 fl-avg --method krum --byzantine 1 --multi 2 --uniform -o mk.blob a.blob b.blob c.blob d.blob b.blob
+	run -0 meta mk.blob rule; assert_output '"multi-krum"'
+	run -0 tensors mk.blob
+	assert_output '{"w":[5.0,6.0,7.0,8.0],"b":[4.0,8.0]}'
+}
+
+@test "fl-avg: krum with too many byzantine is a usage error" {
+	run -2 --separate-stderr fl-avg --method krum --byzantine 1 a.blob b.blob c.blob
+	stderr_has 'needs at least 5 inputs, got 3'
+	run -2 fl-avg --byzantine 1 a.blob b.blob
+}
+
+@test "fl-avg: server optimizers keep their state across rounds" {
+	run -0 fl-avg --uniform --base z.blob --server-opt adam --server-lr 0.1 --state st.blob -o r1.blob a.blob b.blob
+	[ -f st.blob ]
+	run -0 meta r1.blob server_opt
+	assert_output --partial '"opt":"adam"'
+	run -0 fl-avg --uniform --base z.blob --server-opt adam --server-lr 0.1 --state st.blob -o r2.blob a.blob b.blob
+	run -0 meta r2.blob server_opt
+	assert_output --partial '"step":2'
+	run -0 dump st.blob
+	assert_output --partial '"step": 2'
+	run -2 --separate-stderr fl-avg --uniform --base z.blob --server-opt yogi --state st.blob a.blob b.blob
+	stderr_has 'state of server optimizer adam'
+	for o in sgd momentum yogi adagrad; do
+		run -0 fl-avg --base z.blob --server-opt $o --server-momentum 0.5 --tau 0.01 -o $o.blob a.blob b.blob
+	done
+	fl-avg --base z.blob --server-opt sgd --server-lr 0.5 a.blob b.blob >half.blob
+	run -0 tensors half.blob
+	assert_output '{"w":[2.0,2.5,3.0,3.5],"b":[1.5,3.0]}'
+	run -2 fl-avg --server-opt adam a.blob
+	run -2 fl-avg --base z.blob --server-opt rmsprop a.blob
+}
+
+@test "fl-avg: --clip and --noise with --seed; meta records C, Z and n" {
+	model p.blob 1 3,0,0,0 0,4
+	fl-avg --base z.blob --clip 1 p.blob p.blob >cl.blob
+	run -0 tensors cl.blob
+	assert_output --regexp '"w":\[0.6000000[0-9]*,0.0,0.0,0.0\]'
+	fl-avg --base z.blob --clip 1 --noise 1 --seed 7 p.blob p.blob >n1.blob
+	fl-avg --base z.blob --clip 1 --noise 1 --seed 7 p.blob p.blob >n2.blob
+	[ "$(tensors n1.blob)" = "$(tensors n2.blob)" ]
+	[ "$(tensors n1.blob)" != "$(tensors cl.blob)" ]
+	run -0 meta n1.blob dp
+	assert_output '{"clip":1.0,"noise":1.0,"n":2}'
+	run -2 fl-avg --clip 1 a.blob
+	run -2 fl-avg --base z.blob --noise 1 a.blob
+}
+
+@test "fl-avg: shape mismatch names both inputs and the tensor" {
+	mk bad.blob '{"meta":{"samples":1},"tensors":[["w","f32",[4,1],[1,2,3,4]],["b","f32",[2],[0,0]]]}'
+	run -10 --separate-stderr fl-avg a.blob bad.blob
+	stderr_is 'fl-avg: bad.blob: tensor w has shape [4,1], expected [2,2] as in a.blob'
+	mk other.blob '{"meta":{"samples":1},"tensors":[["v","f32",[2,2],[1,2,3,4]],["b","f32",[2],[0,0]]]}'
+	run -10 --separate-stderr fl-avg a.blob other.blob
+	stderr_has 'other.blob: tensor 0 is v, expected w as in a.blob'
+	mk f64.blob '{"meta":{"samples":1},"tensors":[["w","f64",[2,2],[1,2,3,4]],["b","f64",[2],[0,0]]]}'
+	run -10 --separate-stderr fl-avg a.blob f64.blob
+	stderr_has 'f64.blob: tensor w is f64, expected f32 as in a.blob'
+}
+
+@test "fl-avg: other float dtypes are averaged and kept" {
+	mk h1.blob '{"meta":{"samples":1},"tensors":[["w","f16",[2],[1,2]]]}'
+	mk h2.blob '{"meta":{"samples":1},"tensors":[["w","f16",[2],[3,4]]]}'
+	fl-avg h1.blob h2.blob >h.blob
+	run -0 dump h.blob
+	assert_output --partial '"dtypes": {"w": "f16"}'
+	assert_output --partial '"w": [2.0, 3.0]'
+}
+
+@test "fl-avg: NaN input is an error, or left out with --skip-bad" {
+	mk nan.blob '{"meta":{"samples":1,"model_id":"id-nan"},"tensors":[["w","f32",[2,2],[1,2,NaN,4]],["b","f32",[2],[0,0]]]}'
+	run -10 --separate-stderr fl-avg a.blob nan.blob
+	stderr_is 'fl-avg: nan.blob: tensor w holds NaN at element 2 (--skip-bad leaves such inputs out)'
+	run -0 --separate-stderr fl-avg --skip-bad -o sk.blob a.blob nan.blob b.blob
+	stderr_has 'nan.blob: holds NaN or Inf; left out'
+	run -0 meta sk.blob skipped; assert_output '["nan.blob"]'
+	run -0 meta sk.blob parents; assert_output '["id-a","id-b"]'
+	run -0 tensors sk.blob
+	assert_output '{"w":[4.0,5.0,6.0,7.0],"b":[3.0,6.0]}'
+	mk inf.blob '{"meta":{"samples":1},"tensors":[["w","f32",[2,2],[1,2,3,Infinity]],["b","f32",[2],[0,0]]]}'
+	run -10 --separate-stderr fl-avg --method median a.blob inf.blob
+	stderr_has 'holds Inf at element 3'
+	run -10 fl-avg --skip-bad nan.blob
+}
+
+@test "fl-avg: missing samples asks for --uniform" {
+	mk ns.blob '{"meta":{},"tensors":[["w","f32",[2,2],[1,2,3,4]],["b","f32",[2],[0,0]]]}'
+	run -10 --separate-stderr fl-avg a.blob ns.blob
+	stderr_has 'ns.blob: no samples count in its meta (use --uniform or --weights)'
+	run -0 fl-avg --uniform -o x.blob a.blob ns.blob
+}
+
+@test "fl-avg: missing file, corrupt blob, not a blob, empty stdin" {
+	run -6 --separate-stderr fl-avg a.blob nosuch.blob
+	stderr_has 'nosuch.blob'
+	cp b.blob bad.blob
+	flip_byte bad.blob "$(($(stat -c %s bad.blob) - 64))"
+	run -4 --separate-stderr fl-avg -o out.blob a.blob bad.blob
+	stderr_has 'crc mismatch'
+	[ ! -e out.blob ]
+	echo hello >txt
+	run -4 --separate-stderr fl-avg txt
+	stderr_has 'not a blob'
+	run -4 --separate-stderr fl-avg - </dev/null
+	stderr_has 'no blob'
+	head -c 100 a.blob >short.blob
+	run -4 fl-avg short.blob
+}
+
+@test "fl-avg: datasets are refused" {
+	mk ds.blob '{"kind":"dataset","meta":{},"tensors":[["x","f32",[2],[1,2]]]}'
+	run -10 --separate-stderr fl-avg ds.blob
+	stderr_has 'a dataset blob, not a model'
+}
+
+@test "fl-avg: refuses to write a blob to a terminal" {
+	command -v script >/dev/null || skip "no script(1)"
+	run script -qec "fl-avg $BATS_TEST_TMPDIR/a.blob" /dev/null
+	assert_failure 2
+	assert_output --partial 'refusing to write a blob to a terminal'
+}
+
+@test "fl-avg: -h, --version, usage errors, -q and -v" {
+	run -0 fl-avg -h
+	assert_output --partial '--server-opt'
+	run -0 fl-avg --version
+	assert_output --regexp '^fl-avg \(flkit\) [0-9]'
+	run -2 fl-avg
+	run -2 fl-avg --bogus a.blob
+	run -2 fl-avg --trim x a.blob
+	mk nan.blob '{"meta":{"samples":1},"tensors":[["w","f32",[2,2],[1,2,NaN,4]],["b","f32",[2],[0,0]]]}'
+	run -0 --separate-stderr fl-avg -q --skip-bad -o q.blob a.blob nan.blob
+	stderr_is ''
+	run -0 --separate-stderr fl-avg -v -o v.blob a.blob b.blob
+	stderr_has '2 inputs'
+}
+
+@test "fl-avg: -o writes atomically and leaves nothing on failure" {
+	model bad.blob 1 1,2,3,4 0,0
+	mk bad.blob '{"meta":{"samples":1},"tensors":[["w","f32",[4],[1,2,3,4]],["b","f32",[2],[0,0]]]}'
+	echo old >out.blob
+	run -10 fl-avg -o out.blob a.blob bad.blob
+	[ "$(cat out.blob)" = old ]
+	[ "$(ls | grep -c out.blob)" = 1 ]
+}
+
+@test "fl-avg: the man page examples use real options" {
+	[ -f "$FLKIT_ROOT/man/fl-avg.1" ] || skip "no man page"
+	for o in $(grep -o '^\.It Fl \(-[a-z-]*\|[a-z]\)' "$FLKIT_ROOT/man/fl-avg.1" | awk '{print $3}'); do
+		fl-avg -h | grep -q -- "-$o" || { echo "man lists -$o, --help does not"; false; }
+	done
+	for c in "$FLKIT_ROOT/completions/fl-avg.bash" "$FLKIT_ROOT/completions/_fl-avg"; do
+		[ -f "$c" ] || continue
+		for o in $(fl-avg -h | grep -o -- '--[a-z][a-z0-9-]*' | sort -u); do
+			grep -q -- "$o" "$c" || { echo "$c lacks $o"; false; }
+		done
+	done
+}
