@@ -39,7 +39,7 @@ $(LIB): $(LIBOBJ)
 
 # A program is cmd/fl-NAME.c plus any cmd/NAME_*.c parts, over common.c.
 .SECONDEXPANSION:
-bin/fl-%: build/cmd/fl-%.o $$(patsubst cmd/%.c,build/cmd/%.o,$$(wildcard cmd/$$*_*.c)) $(CMDCOMMONOBJ) $(LIB)
+bin/fl-%: build/cmd/fl-%.o $$(subst .c,.o,$$(addprefix build/,$$(wildcard cmd/$$*_*.c))) $(CMDCOMMONOBJ) $(LIB)
 	@mkdir -p bin
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $(filter %.o,$^) $(LIB) $(LDLIBS)
 
