@@ -18,6 +18,7 @@ load_libs() {
 	return 1
 }
 load_libs
+bats_require_minimum_version 1.5.0
 
 # Put wrappers first on PATH so that VALGRIND=1 checks every program.
 setup_path() {
