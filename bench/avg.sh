@@ -2,6 +2,7 @@
 # bench/avg.sh: fl-avg against numpy's weighted average (as Flower computes
 # it) and against cat, on N inputs of P float32 parameters in the page cache.
 # Usage: bench/avg.sh [N [PARAMS [RUNS]]]   (default 8 25000000 5)
+# fl-avg writes with > FILE (as np.save, no fsync; -o adds an fsync).
 # Needs /usr/bin/python3 with python3-numpy and /usr/bin/time.
 set -e
 cd "$(dirname "$0")/.."
@@ -51,8 +52,9 @@ PY
 inbytes=$(cat $blobs | wc -c)
 model=$(wc -c <"$D/in1.blob")
 t_cat=$(timeit sh -c "cat $blobs >/dev/null")
-t_avg=$(timeit sh -c "$AVG -o $D/out.blob $blobs")
-t_med=$(timeit sh -c "$AVG --method median -o $D/out.blob $blobs")
+t_avg=$(timeit sh -c "$AVG $blobs >$D/out.blob")
+t_avg1=$(timeit sh -c "$AVG --threads 1 $blobs >$D/out.blob")
+t_med=$(timeit sh -c "$AVG --method median $blobs >$D/out.blob")
 t_np=$(timeit sh -c "/usr/bin/python3 bench/avg_numpy.py avg $D/out.npy $npys")
 rss_avg=$(run fl-avg $AVG -o "$D/out.blob" $blobs | cut -d' ' -f2)
 rss_med=$(run fl-avg-median $AVG --method median -o "$D/out.blob" $blobs | cut -d' ' -f2)
@@ -66,12 +68,13 @@ for _ in range(5):
     t = time.perf_counter(); np.copyto(b, a); ts.append(time.perf_counter() - t)
 print("%.2f" % (2 * a.nbytes / min(ts) / 1e9))')
 awk -v n="$N" -v p="$P" -v in_="$inbytes" -v model="$model" -v cat="$t_cat" \
-    -v avg="$t_avg" -v med="$t_med" -v np_="$t_np" -v ra="$rss_avg" \
+    -v avg="$t_avg" -v avg1="$t_avg1" -v med="$t_med" -v np_="$t_np" -v ra="$rss_avg" \
     -v rm="$rss_med" -v rn="$rss_np" -v bw="$bw" 'BEGIN {
 	bound = (in_ + model) / (bw * 1e9)
 	printf "inputs: %d x %d f32 (%.0f MB each), median of runs\n", n, p, model / 1e6
 	printf "%-22s %8s %10s %12s\n", "", "seconds", "GB/s in", "peak RSS MiB"
 	printf "%-22s %8.3f %10.2f %12s\n", "cat >/dev/null", cat, in_ / cat / 1e9, "-"
+	printf "%-22s %8.3f %10.2f %12s\n", "fl-avg --threads 1", avg1, in_ / avg1 / 1e9, "-"
 	printf "%-22s %8.3f %10.2f %12.0f\n", "fl-avg (fedavg)", avg, in_ / avg / 1e9, ra / 1024
 	printf "%-22s %8.3f %10.2f %12.0f\n", "fl-avg --method median", med, in_ / med / 1e9, rm / 1024
 	printf "%-22s %8.3f %10.2f %12.0f\n", "numpy (python3)", np_, in_ / np_ / 1e9, rn / 1024
