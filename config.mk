@@ -6,7 +6,7 @@ MANPREFIX = $(PREFIX)/share/man
 BASHCOMPDIR = $(PREFIX)/share/bash-completion/completions
 ZSHCOMPDIR = $(PREFIX)/share/zsh/vendor-completions
 
-PKGS = libcurl libwebsockets msgpack zlib openblas
+PKGS = libcurl libwebsockets msgpack zlib libdeflate openblas
 
 CC ?= cc
 OPT = -O2 -g -fno-math-errno

@@ -99,6 +99,7 @@ struct fl_reader {
 	uint64_t pos;		/* bytes consumed of the current blob */
 	uint64_t streampos;	/* bytes consumed of the stream before it */
 	uint64_t remain;	/* bytes left in a regular file, or UINT64_MAX */
+	uint64_t base;		/* the file's offset when the reader began */
 	struct fl_header *h;	/* current blob's header (the caller's; keep it
 				 * until its tensors are read) */
 	uint64_t total;		/* current blob's length */

@@ -6,7 +6,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
-#include <zlib.h>
+#include <libdeflate.h>
 
 #include "blob.h"
 
@@ -97,42 +97,33 @@ static int
 deflate_tensor(unsigned char **out, uint64_t *outlen, const void *data,
     uint64_t n, size_t k, int level, char *err)
 {
-	uint64_t nbytes = n * k, bound = compressBound(nbytes);
-	unsigned char *sh = malloc(nbytes ? nbytes : 1), *z = malloc(bound);
-	z_stream zs;
-	int zrc;
+	uint64_t nbytes = n * k, bound;
+	struct libdeflate_compressor *c = libdeflate_alloc_compressor(level);
+	unsigned char *sh, *z;
+	size_t got;
+
+	if (!c)
+		return fl_err(err, FL_EFAIL, "out of memory");
+	bound = libdeflate_zlib_compress_bound(c, nbytes);
+	sh = malloc(nbytes ? nbytes : 1);
+	z = malloc(bound);
 
 	if (!sh || !z) {
+		libdeflate_free_compressor(c);
 		free(sh);
 		free(z);
 		return fl_err(err, FL_EFAIL, "out of memory");
 	}
 	fl_shuffle(sh, data, n, k);
-	memset(&zs, 0, sizeof(zs));
-	if (deflateInit(&zs, level) != Z_OK) {
-		free(sh);
-		free(z);
-		return fl_err(err, FL_EFAIL, "zlib init failed");
-	}
-	zs.next_in = sh;
-	zs.next_out = z;
-	uint64_t inleft = nbytes, outleft = bound;
-	do {
-		zs.avail_in = inleft > (1u << 30) ? 1u << 30 : (uInt)inleft;
-		zs.avail_out = outleft > (1u << 30) ? 1u << 30 : (uInt)outleft;
-		uInt ai = zs.avail_in, ao = zs.avail_out;
-		zrc = deflate(&zs, inleft == zs.avail_in ? Z_FINISH : Z_NO_FLUSH);
-		inleft -= ai - zs.avail_in;
-		outleft -= ao - zs.avail_out;
-	} while (zrc == Z_OK || zrc == Z_BUF_ERROR);
-	deflateEnd(&zs);
+	got = libdeflate_zlib_compress(c, sh, nbytes, z, bound);
+	libdeflate_free_compressor(c);
 	free(sh);
-	if (zrc != Z_STREAM_END) {
+	if (got == 0) {
 		free(z);
 		return fl_err(err, FL_EFAIL, "deflate failed");
 	}
 	*out = z;
-	*outlen = bound - outleft;
+	*outlen = got;
 	return FL_OK;
 }
 
@@ -159,10 +150,10 @@ fl_blob_write(int fd, const char *name, const struct fl_header *src,
 			rc = deflate_tensor(&z[i], &t->size, data[i], fl_tensor_numel(t),
 			    fl_dtype_size(t->dtype), level, err);
 			if (!rc)
-				t->crc = (uint32_t)crc32_z(0, z[i], t->size);
+				t->crc = fl_crc32(0, z[i], t->size);
 		} else {
 			t->size = fl_tensor_nbytes(t);
-			t->crc = (uint32_t)crc32_z(0, data[i], t->size);
+			t->crc = fl_crc32(0, data[i], t->size);
 		}
 	}
 	if (!rc && (rc = encode_header(&hdr, &h)))
@@ -282,7 +273,7 @@ tensor_end(struct fl_writer *w, char *err)
 		w->zin = NULL;
 		if (rc)
 			return rc;
-		t->crc = (uint32_t)crc32_z(0, z, t->size);
+		t->crc = fl_crc32(0, z, t->size);
 		rc = put(out_fd(w), w->name, z, t->size, err);
 		free(z);
 		if (rc)
@@ -315,7 +306,7 @@ fl_writer_write(struct fl_writer *w, const void *data, size_t n, char *err)
 			memcpy(w->zin + w->zfill, data, k);
 			w->zfill += k;
 		} else {
-			w->crc = (uint32_t)crc32_z(w->crc, data, k);
+			w->crc = fl_crc32(w->crc, data, k);
 			if ((rc = put(out_fd(w), w->name, data, k, err)))
 				return rc;
 		}

@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include <cblas.h>
 
@@ -278,6 +279,13 @@ roundup(size_t n)
 	return (n + ALIGN - 1) / ALIGN * ALIGN;
 }
 
+/*
+ * Zeroed, 64-byte aligned floats. Large arrays come straight from mmap,
+ * whose pages are zero and cost nothing until touched (fl-pack init of a
+ * big model never touches its gradients).
+ */
+#define FL_MAP_MIN (1u << 20)
+
 static float *
 falloc(size_t n)
 {
@@ -285,11 +293,33 @@ falloc(size_t n)
 
 	if (n == 0)
 		n = 1;
-	if (n > SIZE_MAX / sizeof(float) ||
-	    posix_memalign(&p, 64, n * sizeof(float)) != 0)
+	if (n > SIZE_MAX / sizeof(float))
+		return NULL;
+	if (n * sizeof(float) >= FL_MAP_MIN) {
+		p = mmap(NULL, n * sizeof(float), PROT_READ | PROT_WRITE,
+		    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		if (p == MAP_FAILED)
+			return NULL;
+		madvise(p, n * sizeof(float), MADV_HUGEPAGE);	/* fewer faults */
+		return p;
+	}
+	if (posix_memalign(&p, 64, n * sizeof(float)) != 0)
 		return NULL;
 	memset(p, 0, n * sizeof(float));
 	return p;
+}
+
+static void
+ffree(float *p, size_t n)
+{
+	if (!p)
+		return;
+	if (n == 0)
+		n = 1;
+	if (n * sizeof(float) >= FL_MAP_MIN)
+		munmap(p, n * sizeof(float));
+	else
+		free(p);
 }
 
 static int
@@ -367,6 +397,7 @@ fl_net_init(struct fl_net *net, const struct fl_arch *arch, int maxbatch,
 	net->params = falloc(np);
 	net->grads = falloc(np);
 	net->acts = falloc(na);
+	net->nacts = na;
 	net->tensor = calloc(nt ? nt : 1, sizeof *net->tensor);
 	net->layer = calloc(L, sizeof *net->layer);
 	if (!net->params || !net->grads || !net->acts || !net->tensor ||
@@ -417,9 +448,9 @@ fl_net_init(struct fl_net *net, const struct fl_arch *arch, int maxbatch,
 void
 fl_net_release(struct fl_net *net)
 {
-	free(net->params);
-	free(net->grads);
-	free(net->acts);
+	ffree(net->params, net->nparams);
+	ffree(net->grads, net->nparams);
+	ffree(net->acts, net->nacts);
 	free(net->tensor);
 	free(net->layer);
 	memset(net, 0, sizeof *net);

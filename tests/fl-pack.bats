@@ -212,3 +212,17 @@ PY
 	run -3 bash -c 'fl-pack init --arch 4,3 > /dev/full'
 	assert_output --partial "No space left on device"
 }
+
+@test "verify checks large tensors of a file (mapped) and of a pipe alike" {
+	fl-pack init --arch 1100,1000 -o m.blob	# 0.weight is 4.4 MB
+	cp m.blob bad.blob
+	flip_byte bad.blob 2000000
+	run -0 fl-pack verify m.blob
+	run -4 fl-pack verify bad.blob
+	assert_output --partial "bad.blob: tensor 0.weight: crc mismatch"
+	run -4 bash -c 'cat m.blob bad.blob | fl-pack verify -'
+	assert_output --partial "<stdin> (blob 2): tensor 0.weight: crc mismatch"
+	cat m.blob m.blob > two.blob
+	run -0 fl-pack verify two.blob
+	assert_output "two.blob: ok (2 blobs)"
+}
