@@ -10,7 +10,7 @@ PKGS = libcurl libwebsockets msgpack zlib libdeflate openblas
 
 CC ?= cc
 OPT = -O2 -g -fno-math-errno
-WARN = -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes
+WARN = -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes $(WERROR)
 CPPFLAGS += -D_GNU_SOURCE -DFL_VERSION=\"$(VERSION)\" -Ilib
 CFLAGS += -std=c11 $(OPT) $(WARN) -pthread $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 LDLIBS += $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lm -pthread
