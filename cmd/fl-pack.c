@@ -148,8 +148,9 @@ info_table(const char *name, const struct fl_header *h)
 	size_t w = 4;
 	char shape[256];
 
-	printf("%s: %s, %" PRIu64 " parameters, %" PRIu64 " bytes\n", name, h->kind,
-	    fl_header_nparams(h), h->total);
+	printf("%s: %s, %" PRIu64 " %s, %" PRIu64 " bytes\n", name, h->kind,
+	    fl_header_nparams(h), strcmp(h->kind, "model") ? "elements" : "parameters",
+	    h->total);
 	if (h->meta.v.a.n)
 		printf("meta:\n");
 	fl_buf_init(&b, 0);
