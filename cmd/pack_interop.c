@@ -73,17 +73,17 @@ pack_import(int argc, char **argv)
 		die(rc, "%s", err);
 	if (!strcmp(b.h.kind, "model")) {
 		const char *stored = fl_map_get_str(&b.h.meta, "arch");
-		int assumed = 0;
+		int assumed = 0, from_meta;
 
 		for (size_t i = 0; i < b.h.ntensors; i++)
 			if (!fl_dtype_is_float(b.h.t[i].dtype))
 				die(FL_EDATA, "%s: tensor %s is %s, not a float type", name,
 				    b.h.t[i].name, fl_dtype_name(b.h.t[i].dtype));
+		/* A spec string in the metadata: written by fl-pack export. */
+		from_meta = !spec && stored && !fl_arch_parse(&arch, stored, NULL);
 		fl_map_del(&b.h.meta, "arch");
-		if (spec) {
+		if (spec || from_meta) {
 			have_arch = 1;
-		} else if (stored && !fl_arch_parse(&arch, stored, NULL)) {
-			have_arch = 1;	/* written by fl-pack export */
 		} else if ((rc = fl_arch_infer(&b.h, &arch, &assumed, err))) {
 			warn("%s: no arch: %s; storing the tensors without one (give "
 			    "--arch SPEC to train this model)", name, err);

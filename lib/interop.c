@@ -1145,8 +1145,9 @@ fl_npz_write(int fd, const char *name, struct fl_reader *r,
 		uint32_t crc;
 
 		hd.len = 0;
-		rc = fl_buf_printf(&hd, "\x93NUMPY\x01%c%c{'descr': '%s', 'fortran_order': "
-		    "False, 'shape': (", 0, 0, npy_descr(dt));
+		/* magic, version 1.0, header length (patched below), header */
+		rc = fl_buf_printf(&hd, "\x93NUMPY\x01%c%c%c{'descr': '%s', "
+		    "'fortran_order': False, 'shape': (", 0, 0, 0, npy_descr(dt));
 		for (int d = 0; !rc && d < t->ndim; d++)
 			rc = fl_buf_printf(&hd, "%s%llu", d ? ", " : "",
 			    (unsigned long long)t->shape[d]);
