@@ -1,0 +1,214 @@
+/* test_core.c: util, value, rng, arch and model. */
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "arch.h"
+#include "model.h"
+#include "rng.h"
+#include "unit.h"
+#include "util.h"
+#include "value.h"
+
+static void
+test_util(void)
+{
+	struct fl_buf b;
+	uint64_t v;
+	double d;
+	char err[FL_ERRLEN];
+
+	fl_buf_init(&b, 8);
+	CHECK(fl_buf_add(&b, "12345678", 8) == FL_OK && b.len == 8, "buf fills to its max");
+	CHECK(fl_buf_add(&b, "9", 1) == FL_ELIMIT && b.len == 8, "buf refuses past its max");
+	fl_buf_release(&b);
+	CHECK(fl_parse_size("64M", &v) == 0 && v == 64ULL << 20, "size 64M");
+	CHECK(fl_parse_size("1GiB", &v) == 0 && v == 1ULL << 30, "size 1GiB");
+	CHECK(fl_parse_size("12x", &v) != 0 && fl_parse_size("", &v) != 0 &&
+	    fl_parse_size("99999999999T", &v) != 0, "bad sizes refused");
+	CHECK(fl_parse_u64("18446744073709551615", UINT64_MAX, &v) == 0 &&
+	    fl_parse_u64("18446744073709551616", UINT64_MAX, &v) != 0 &&
+	    fl_parse_u64("-1", UINT64_MAX, &v) != 0 && fl_parse_u64("5", 4, &v) != 0,
+	    "u64 bounds");
+	CHECK(fl_parse_double("0.25", &d) == 0 && d == 0.25 &&
+	    fl_parse_double("nan", &d) != 0 && fl_parse_double("1e999", &d) != 0,
+	    "doubles: finite only");
+	fl_err(err, FL_EBLOB, "tensor %s: bad", "w");
+	fl_err_prefix(err, "%s", "m.blob");
+	CHECK(!strcmp(err, "m.blob: tensor w: bad"), "error prefix: '%s'", err);
+
+	char dir[] = "/tmp/flkit-core.XXXXXX", path[64];
+	struct fl_atomic a;
+	struct stat st;
+	mkdtemp(dir);
+	snprintf(path, sizeof(path), "%s/out", dir);
+	CHECK(fl_atomic_open(&a, path, err) == 0, "atomic open");
+	write(a.fd, "hello", 5);
+	CHECK(stat(path, &st) != 0, "atomic: nothing at the path before commit");
+	CHECK(fl_atomic_commit(&a, err) == 0 && stat(path, &st) == 0 && st.st_size == 5,
+	    "atomic: whole file after commit");
+	fl_atomic_open(&a, path, err);
+	write(a.fd, "x", 1);
+	fl_atomic_abort(&a);
+	CHECK(stat(path, &st) == 0 && st.st_size == 5, "atomic: abort leaves the old file");
+	unlink(path);
+	CHECK(rmdir(dir) == 0, "atomic: no temp files left");
+
+	char u1[37], u2[37];
+	fl_uuid(u1);
+	fl_uuid(u2);
+	CHECK(strlen(u1) == 36 && u1[14] == '4' && strcmp(u1, u2), "uuid v4: %s", u1);
+	CHECK(fl_crc32(0, "123456789", 9) == 0xcbf43926, "crc32 check value");
+}
+
+static void
+test_value(void)
+{
+	struct fl_val m, v, back, arr;
+	struct fl_buf b;
+	char err[FL_ERRLEN];
+	double d;
+
+	fl_val_map(&m);
+	fl_map_set_str(&m, "kind", "model");
+	fl_map_set_uint(&m, "samples", 600);
+	fl_map_set_float(&m, "lr", 0.5);
+	fl_val_int(&v, -3);
+	fl_map_set(&m, "neg", &v);
+	fl_val_array(&arr);
+	fl_val_str(&v, "a\"b\n");
+	fl_array_push(&arr, &v);
+	fl_map_set(&m, "list", &arr);
+	fl_map_set_uint(&m, "samples", 700);	/* replaces */
+	CHECK(m.v.a.n == 5, "map keeps one entry per key");
+	fl_buf_init(&b, 0);
+	CHECK(fl_val_encode(&b, &m) == 0 && fl_val_unpack(&back, b.data, b.len, err) == 0,
+	    "msgpack round trip");
+	CHECK(!fl_val_get_double(fl_map_get(&back, "samples"), &d) && d == 700 &&
+	    !strcmp(fl_map_get_str(&back, "kind"), "model") &&
+	    fl_map_get(&back, "neg")->v.i == -3, "values survive");
+	b.len = 0;
+	fl_val_json(&b, &back);
+	CHECK(!strcmp((char *)b.data, "{\"kind\":\"model\",\"samples\":700,\"lr\":0.5,"
+	    "\"neg\":-3,\"list\":[\"a\\\"b\\n\"]}"), "json: %s", b.data);
+	fl_map_del(&back, "kind");
+	CHECK(!fl_map_get(&back, "kind") && back.v.a.n == 4, "delete a key");
+	struct fl_val c;
+	fl_val_copy(&c, &back);
+	fl_val_release(&back);
+	CHECK(fl_map_get(&c, "list")->v.a.n == 1, "deep copy outlives the original");
+	fl_val_release(&c);
+	fl_val_release(&m);
+	fl_buf_release(&b);
+
+	/* Untrusted bytes: counts larger than the data, deep nesting, trailing bytes. */
+	CHECK(fl_val_unpack(&v, "\xdf\xff\xff\xff\xff", 5, err) == FL_EBLOB, "map count bomb");
+	unsigned char deep[64];
+	memset(deep, 0x91, sizeof(deep));
+	deep[63] = 0x01;
+	CHECK(fl_val_unpack(&v, deep, sizeof(deep), err) == FL_ELIMIT, "nesting limit");
+	CHECK(fl_val_unpack(&v, "\x01\x02", 2, err) == FL_EBLOB, "stray bytes");
+	CHECK(fl_val_unpack(&v, "\xa5" "ab", 3, err) == FL_EBLOB, "truncated string");
+	CHECK(fl_val_unpack(&v, "\xc1", 1, err) == FL_EBLOB, "reserved byte");
+}
+
+static void
+test_rng(void)
+{
+	struct fl_rng a, b;
+	double s = 0, s2 = 0, g = 0;
+	int n = 200000, same = 1;
+	uint32_t p[10];
+
+	fl_rng_seed(&a, 42);
+	fl_rng_seed(&b, 42);
+	for (int i = 0; i < 100; i++)
+		same &= fl_rng_u64(&a) == fl_rng_u64(&b);
+	CHECK(same, "same seed, same stream");
+	for (int i = 0; i < n; i++) {
+		double x = fl_rng_normal(&a);
+		s += x;
+		s2 += x * x;
+	}
+	CHECK(fabs(s / n) < 0.01 && fabs(s2 / n - 1) < 0.02, "normal: mean %g var %g",
+	    s / n, s2 / n);
+	for (int i = 0; i < n; i++)
+		g += fl_rng_gamma(&a, 0.5);
+	CHECK(fabs(g / n - 0.5) < 0.01, "gamma(0.5) mean %g", g / n);
+	for (int i = 0; i < 10; i++)
+		p[i] = (uint32_t)i;
+	fl_rng_shuffle(&a, p, 10);
+	int sum = 0;
+	for (int i = 0; i < 10; i++)
+		sum += (int)p[i];
+	CHECK(sum == 45, "shuffle is a permutation");
+	int hits[3] = { 0 };
+	for (int i = 0; i < 30000; i++)
+		hits[fl_rng_below(&a, 3)]++;
+	CHECK(hits[0] > 9500 && hits[1] > 9500 && hits[2] > 9500, "below(3) uniform");
+}
+
+static void
+test_arch_model(void)
+{
+	struct fl_arch a, back;
+	struct fl_header h;
+	char err[FL_ERRLEN], spec[256];
+
+	CHECK(fl_arch_parse(&a, "784,128,relu,dropout:0.2,10", err) == 0 &&
+	    a.nlayers == 4 && a.layer[0].in == 784 && a.layer[3].out == 10 &&
+	    a.layer[2].type == FL_DROPOUT && fabsf(a.layer[2].p - 0.2f) < 1e-6f,
+	    "parse a spec");
+	CHECK(fl_arch_nparams(&a) == 784 * 128 + 128 + 128 * 10 + 10, "parameter count");
+	fl_arch_format(&a, spec, sizeof(spec));
+	CHECK(!strcmp(spec, "784,128,relu,dropout:0.2,10"), "format: %s", spec);
+	CHECK(fl_arch_parse(&a, "4,relu,3,softplus", err) == FL_EUSAGE &&
+	    strstr(err, "softplus"), "unknown layer named: %s", err);
+	CHECK(fl_arch_parse(&a, "0,3", err) == FL_EUSAGE, "zero width");
+	CHECK(fl_arch_parse(&a, "4,dropout:1", err) == FL_EUSAGE, "dropout 1");
+	CHECK(fl_arch_parse(&a, "", err) == FL_EUSAGE, "empty spec");
+
+	fl_arch_parse(&a, "3,5,tanh,4,sigmoid,2", err);
+	a.loss = FL_LOSS_MSE;
+	fl_header_init(&h, "model");
+	fl_model_set_arch(&h.meta, &a);
+	CHECK(fl_model_arch(&h, &back, err) == 0 && back.nlayers == 5 &&
+	    back.loss == FL_LOSS_MSE && back.layer[4].out == 2, "arch through meta");
+	struct fl_val *layers = (struct fl_val *)fl_map_get(&h.meta, "arch");
+	fl_map_set_str(&layers->v.a.items[1], "type", "swish");
+	CHECK(fl_model_arch(&h, &back, err) == FL_EDATA && strstr(err, "swish"),
+	    "unknown layer in a model: %s", err);
+	fl_header_release(&h);
+
+	/* A model header matches its net; a wrong shape is named. */
+	struct fl_net net;
+	fl_arch_parse(&a, "4,8,relu,3", err);
+	fl_net_init(&net, &a, 1, err);
+	fl_model_header(&h, &net);
+	CHECK(fl_model_check(&h, &net, err) == 0, "header matches its net");
+	h.t[2].shape[0] = 4;
+	CHECK(fl_model_check(&h, &net, err) == FL_EDATA &&
+	    !strcmp(err, "tensor 2.weight has shape [4,8], expected [3,8]"), "%s", err);
+	fl_header_release(&h);
+	fl_val_map(&h.meta);
+	fl_meta_stamp(&h.meta, "test");
+	char id[40];
+	snprintf(id, sizeof(id), "%s", fl_map_get_str(&h.meta, "model_id"));
+	fl_meta_stamp(&h.meta, "test");
+	CHECK(!strcmp(fl_map_get_str(&h.meta, "parent_id"), id) &&
+	    strcmp(fl_map_get_str(&h.meta, "model_id"), id), "stamp: parent is the old id");
+	fl_val_release(&h.meta);
+	fl_net_release(&net);
+}
+
+int
+main(void)
+{
+	test_util();
+	test_value();
+	test_rng();
+	test_arch_model();
+	return unit_done();
+}
