@@ -48,7 +48,7 @@ help(void)
 	    "      --prox MU             FedProx: add MU/2 |w - w0|^2, w0 the input model\n"
 	    "      --seed N              shuffle order and dropout masks (0)\n"
 	    "      --max-steps N         stop after N optimizer steps\n"
-	    "      --threads N           threads for the dense math (OpenBLAS default)\n"
+	    "      --threads N           threads for the dense math (1)\n"
 	    "      --client NAME         meta client (default: the host name)\n"
 	    "      --eval                print loss, accuracy and samples on DATASET\n"
 	    "      --json                print them as JSON\n"
@@ -491,6 +491,10 @@ main(int argc, char *argv[])
 		die(FL_EUSAGE, "--mc-dropout goes with --predict");
 	if (eval && outpath)
 		die(FL_EUSAGE, "-o: --eval prints to standard output");
+	/* One thread unless told: this machine's MLPs run fastest that way,
+	 * and results then do not depend on the number of cores. */
+	if (!threads && !getenv("OPENBLAS_NUM_THREADS"))
+		threads = 1;
 	fl_train_threads(threads);
 
 	if (eval) {
