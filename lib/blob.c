@@ -829,6 +829,60 @@ verify_mapped(struct fl_reader *r, size_t i, char *err)
 }
 
 int
+fl_reader_map(struct fl_reader *r, size_t i, struct fl_map *m, char *err)
+{
+	struct fl_tensor *t;
+	uint64_t at, lo, end, padded;
+	long pg = sysconf(_SC_PAGESIZE);
+	int rc;
+
+	memset(m, 0, sizeof(*m));
+	if (r->failed || !r->h || i >= r->h->ntensors || i < r->next || r->in_tensor)
+		return fl_err(err, FL_EFAIL, "%s: tensors must be read in order", r->name);
+	t = &r->h->t[i];
+	if (r->remain == UINT64_MAX || t->enc != FL_RAW || t->size == 0)
+		return FL_EFAIL;
+	if ((rc = rd_skip(r, t->offset, err)))
+		return rc;
+	padded = (t->size + FL_ALIGN - 1) & ~(uint64_t)(FL_ALIGN - 1);
+	at = r->base + r->streampos + t->offset;
+	lo = at & ~(uint64_t)(pg - 1);
+	end = at + padded;
+	m->len = (size_t)(end - lo);
+	m->base = mmap(NULL, m->len, PROT_READ, MAP_SHARED, r->fd, (off_t)lo);
+	if (m->base == MAP_FAILED) {
+		m->base = NULL;
+		return rerr(r, fl_errno(err, FL_EIO, "tensor %s: mmap failed", t->name), err);
+	}
+	madvise(m->base, m->len, MADV_SEQUENTIAL);
+	m->data = (const unsigned char *)m->base + (at - lo);
+	m->size = t->size;
+	for (uint64_t k = t->size; k < padded; k++) {
+		if (m->data[k]) {
+			fl_map_release(m);
+			return rerr(r, fl_err(err, FL_EBLOB, "nonzero padding after "
+			    "tensor %s", t->name), err);
+		}
+	}
+	if (lseek(r->fd, (off_t)end, SEEK_SET) < 0) {
+		fl_map_release(m);
+		return rerr(r, fl_errno(err, FL_EIO, "seek failed"), err);
+	}
+	r->bpos = r->blen = 0;
+	r->pos = t->offset + padded;
+	r->next = i + 1;
+	return FL_OK;
+}
+
+void
+fl_map_release(struct fl_map *m)
+{
+	if (m->base)
+		munmap(m->base, m->len);
+	memset(m, 0, sizeof(*m));
+}
+
+int
 fl_reader_finish(struct fl_reader *r, char *err)
 {
 	unsigned char *tmp;

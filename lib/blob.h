@@ -129,6 +129,23 @@ int fl_reader_tensor_f32(struct fl_reader *r, size_t i, float *dst, char *err);
  * crc is checked when the last byte has been read. */
 int fl_reader_begin(struct fl_reader *r, size_t i, char *err);
 int fl_reader_read(struct fl_reader *r, void *dst, size_t n, char *err);
+/*
+ * Zero-copy access to a raw tensor of a regular file: map tensor i (>= the
+ * next) read-only from the page cache and move the reader past it. The
+ * bytes are NOT checked: the caller computes fl_crc32 over them as it uses
+ * them and compares with h->t[i].crc before trusting its result. Returns
+ * FL_EFAIL without side effects when the tensor cannot be mapped (a pipe, a
+ * compressed tensor); read it with fl_reader_begin/fl_reader_read then.
+ */
+struct fl_map {
+	void *base;		/* the mapping, for munmap */
+	size_t len;
+	const unsigned char *data;	/* the tensor's stored bytes */
+	uint64_t size;
+};
+int fl_reader_map(struct fl_reader *r, size_t i, struct fl_map *m, char *err);
+void fl_map_release(struct fl_map *m);
+
 /* Verify (crc, padding) and discard the rest of the current blob. */
 int fl_reader_finish(struct fl_reader *r, char *err);
 

@@ -234,6 +234,53 @@ test_skip(void)
 	CHECK(rc == FL_EOF && n == 2, "headers only: 2 blobs then EOF (%d: %s)", n, err);
 }
 
+/* Map the first tensor, then read the second through the stream. */
+static void
+test_map(void)
+{
+	struct fl_reader r;
+	struct fl_header h;
+	struct fl_map m;
+	float b[7];
+	char err[FL_ERRLEN] = "";
+	int rc, n = 0;
+
+	test_roundtrip(FL_RAW, 0, 0);
+	fl_reader_open(&r, path, err);
+	while ((rc = fl_reader_next(&r, &h, err)) == FL_OK) {
+		n++;
+		rc = fl_reader_map(&r, 0, &m, err);
+		CHECK(rc == FL_OK && m.size == 60 && fl_crc32(0, m.data, 60) == h.t[0].crc &&
+		    ((const float *)m.data)[1] == -2.5f, "blob %d: tensor 0 mapped (%s)", n, err);
+		fl_map_release(&m);
+		rc = fl_reader_tensor(&r, 1, b, err);
+		CHECK(rc == FL_OK && b[6] == 6, "blob %d: tensor 1 read after the map (%s)", n, err);
+		rc = fl_reader_finish(&r, err);
+		fl_header_release(&h);
+	}
+	CHECK(rc == FL_EOF && n == 2, "map: both blobs");
+	fl_reader_close(&r);
+	/* A pipe can't be mapped: FL_EFAIL, and the reader is unharmed. */
+	int p[2];
+	pipe(p);
+	if (fork() == 0) {
+		int fd = open(path, O_RDONLY);
+		char buf[4096];
+		ssize_t k;
+		while ((k = read(fd, buf, sizeof(buf))) > 0)
+			write(p[1], buf, (size_t)k);
+		_exit(0);
+	}
+	close(p[1]);
+	fl_reader_fd(&r, p[0], "pipe");
+	rc = fl_reader_next(&r, &h, err);
+	CHECK(rc == FL_OK && fl_reader_map(&r, 0, &m, err) == FL_EFAIL &&
+	    fl_reader_finish(&r, err) == FL_OK, "pipe: not mappable, still readable");
+	fl_header_release(&h);
+	fl_reader_close(&r);
+	close(p[0]);
+}
+
 static void
 test_half(void)
 {
@@ -266,6 +313,7 @@ main(void)
 	test_corruption();
 	test_half();
 	test_skip();
+	test_map();
 	unlink(path);
 	return unit_done();
 }
