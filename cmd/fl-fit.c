@@ -140,10 +140,12 @@ read_model(struct fl_header *h, struct fl_net *net, int maxbatch)
 		die(rc, "%s", err);
 	if ((rc = fl_model_arch(h, &arch, err)))
 		die(rc, "<stdin>: %s", err);
-	if ((rc = fl_net_init(net, &arch, maxbatch, err)))
+	if ((rc = fl_net_init(net, &arch, maxbatch, err)) ||
+	    (rc = fl_model_check(h, net, err)))
 		die(rc, "<stdin>: %s", err);
+	/* Errors from here on come from the reader, naming the stream. */
 	if ((rc = fl_model_load(&r, h, net, err)))
-		die(rc, "<stdin>: %s", err);
+		die(rc, "%s", err);
 	fl_reader_close(&r);
 }
 
