@@ -578,10 +578,18 @@ fl_val_json(struct fl_buf *b, const struct fl_val *v)
 	case FL_V_BOOL: return fl_buf_addstr(b, v->v.b ? "true" : "false");
 	case FL_V_INT: return fl_buf_printf(b, "%lld", (long long)v->v.i);
 	case FL_V_UINT: return fl_buf_printf(b, "%llu", (unsigned long long)v->v.u);
-	case FL_V_FLOAT:
+	case FL_V_FLOAT: {
+		char num[32];
 		if (!isfinite(v->v.f))
 			return fl_buf_addstr(b, "null");
-		return fl_buf_printf(b, "%.17g", v->v.f);
+		/* The shortest of %.15g..%.17g that reads back the same. */
+		for (int prec = 15; prec <= 17; prec++) {
+			snprintf(num, sizeof(num), "%.*g", prec, v->v.f);
+			if (strtod(num, NULL) == v->v.f)
+				break;
+		}
+		return fl_buf_addstr(b, num);
+	}
 	case FL_V_STR: return fl_json_str(b, v->v.s.p, v->v.s.len);
 	case FL_V_BIN: return fl_buf_printf(b, "\"<%zu bytes>\"", v->v.s.len);
 	case FL_V_ARRAY:
