@@ -13,20 +13,30 @@
 #include "pack.h"
 #include "rng.h"
 
+/* Help on stdout with status 0 for -h; on stderr with status 2 otherwise. */
 static void
-usage(void)
+usage_to(FILE *f, int status)
 {
-	fprintf(stderr,
+	fprintf(f,
 	    "usage: fl-pack init --arch SPEC [--seed N] [--loss softmax-ce|mse] [-o FILE]\n"
 	    "       fl-pack info [--json] [BLOB|-]...\n"
 	    "       fl-pack verify BLOB...\n"
 	    "       fl-pack convert [--dtype f32|f16|bf16] [--compress|--no-compress] [-o FILE] [BLOB|-]\n"
-	    "       fl-pack dataset --csv FILE [--label-column N] [--header] [-o FILE]\n"
+	    "       fl-pack dataset --csv FILE [--label-column N] [--targets K] [--header] [-o FILE]\n"
 	    "       fl-pack dataset --idx IMAGES LABELS [--normalize] [-o FILE]\n"
-	    "       fl-pack split --parts N [--dirichlet ALPHA] [--seed S] [--prefix P] [DATASET|-]\n"
+	    "       fl-pack split --parts N [--dirichlet ALPHA] [--seed S] [--prefix P] [--json] [DATASET|-]\n"
 	    "       fl-pack export --to safetensors|npz [-o FILE] [BLOB|-]\n"
-	    "       fl-pack import [--arch SPEC] FILE\n");
-	exit(FL_EUSAGE);
+	    "       fl-pack import [--arch SPEC] [--loss softmax-ce|mse] [-o FILE] FILE|-\n"
+	    "Every command takes -q (--quiet), -v (--verbose) and -h (--help).\n");
+	if (status == 0)
+		finish_stdout();
+	exit(status);
+}
+
+static void
+usage(void)
+{
+	usage_to(stderr, FL_EUSAGE);
 }
 
 /* Options every subcommand takes. */
@@ -35,7 +45,7 @@ common_opt(int c)
 {
 	switch (c) {
 	case 'h':
-		usage();
+		usage_to(stdout, 0);
 		break;
 	case 'V':
 		print_version();
@@ -414,7 +424,7 @@ main(int argc, char **argv)
 	if (argc < 2)
 		usage();
 	if (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help"))
-		usage();
+		usage_to(stdout, 0);
 	if (!strcmp(argv[1], "--version"))
 		print_version();
 	for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++) {

@@ -24,7 +24,7 @@ _fl_pack() {
 	--to)
 		COMPREPLY=($(compgen -W 'safetensors npz' -- "$cur"))
 		return ;;
-	--arch|--seed|--label-column|--parts|--dirichlet|--prefix)
+	--arch|--seed|--label-column|--targets|--parts|--dirichlet|--prefix)
 		return ;;
 	esac
 	case $cmd in
@@ -32,7 +32,7 @@ _fl_pack() {
 	info) opts='--json' ;;
 	verify) opts='' ;;
 	convert) opts='--dtype --compress --no-compress -o --output' ;;
-	dataset) opts='--csv --label-column --header --idx --normalize -o --output' ;;
+	dataset) opts='--csv --label-column --targets --header --idx --normalize -o --output' ;;
 	split) opts='--parts --dirichlet --seed --prefix --json' ;;
 	export) opts='--to -o --output' ;;
 	import) opts='--arch --loss -o --output' ;;
