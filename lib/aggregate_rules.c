@@ -1,6 +1,7 @@
 /* aggregate_rules.c: the aggregation rules and server optimizers as pure
  * math on float arrays. */
 #include <math.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -21,7 +22,68 @@ fl_agg_wmean(float *out, float *const *x, const double *w, size_t n, size_t k)
 	}
 }
 
-/* Insertion sort: n is the number of inputs, small. */
+/*
+ * Median and trimmed mean are "the mean of the sorted values lo..hi-1" at
+ * each coordinate. For up to NET_MAX inputs, 16 coordinates at a time go
+ * through a Batcher odd-even merge sorting network on vectors (min and max
+ * lane by lane, no branches); leftover coordinates and more inputs use a
+ * scalar sort or quickselect.
+ */
+#define NET_MAX 32
+#define NET_CMAX 512
+
+typedef float v16sf __attribute__((vector_size(64)));
+typedef int v16si __attribute__((vector_size(64)));
+typedef double v16df __attribute__((vector_size(128)));
+
+/* Comparators (i, j), i < j, of Batcher's network for n inputs. */
+static size_t
+batcher(size_t n, unsigned char (*c)[2])
+{
+	size_t m = 0;
+
+	for (size_t p = 1; p < n; p <<= 1)
+		for (size_t k = p; k >= 1; k >>= 1)
+			for (size_t j = k % p; j + k < n; j += 2 * k)
+				for (size_t i = 0; i < k && i + j + k < n; i++)
+					if ((i + j) / (2 * p) == (i + j + k) / (2 * p) &&
+					    m < NET_CMAX) {
+						c[m][0] = (unsigned char)(i + j);
+						c[m][1] = (unsigned char)(i + j + k);
+						m++;
+					}
+	return m;
+}
+
+/* Returns the coordinates done (a multiple of 16). */
+__attribute__((target_clones("avx512f", "avx2", "default")))
+static size_t
+net_mean(float *out, float *const *x, size_t n, size_t k, size_t lo,
+    size_t hi, const unsigned char (*c)[2], size_t nc)
+{
+	v16sf v[NET_MAX];
+	const double div = (double)(hi - lo);
+	size_t i;
+
+	for (i = 0; i + 16 <= k; i += 16) {
+		for (size_t j = 0; j < n; j++)
+			memcpy(&v[j], x[j] + i, sizeof(v[j]));
+		for (size_t m = 0; m < nc; m++) {
+			v16sf a = v[c[m][0]], b = v[c[m][1]];
+			v16si lt = a < b;
+			v[c[m][0]] = (v16sf)((lt & (v16si)a) | (~lt & (v16si)b));
+			v[c[m][1]] = (v16sf)((lt & (v16si)b) | (~lt & (v16si)a));
+		}
+		v16df s = __builtin_convertvector(v[lo], v16df);
+		for (size_t j = lo + 1; j < hi; j++)
+			s += __builtin_convertvector(v[j], v16df);
+		s = s / div;
+		v16sf r = __builtin_convertvector(s, v16sf);
+		memcpy(out + i, &r, sizeof(r));
+	}
+	return i;
+}
+
 static void
 sort_small(float *v, size_t n)
 {
@@ -36,35 +98,76 @@ sort_small(float *v, size_t n)
 	}
 }
 
-static int
-cmp_float(const void *a, const void *b)
+/* Quickselect: v[k] is the k-th smallest, with nothing larger before it and
+ * nothing smaller after it. */
+static void
+select_nth(float *v, size_t n, size_t k)
 {
-	float x = *(const float *)a, y = *(const float *)b;
+	ptrdiff_t lo = 0, hi = (ptrdiff_t)n - 1, kk = (ptrdiff_t)k;
 
-	return (x > y) - (x < y);
+	while (hi > lo) {
+		float a = v[lo], b = v[lo + (hi - lo) / 2], c = v[hi], piv;
+		piv = a < b ? (b < c ? b : a < c ? c : a) : (a < c ? a : b < c ? c : b);
+		ptrdiff_t i = lo, j = hi;
+		while (i <= j) {
+			while (v[i] < piv)
+				i++;
+			while (v[j] > piv)
+				j--;
+			if (i <= j) {
+				float t = v[i];
+				v[i++] = v[j];
+				v[j--] = t;
+			}
+		}
+		if (kk <= j)
+			hi = j;
+		else if (kk >= i)
+			lo = i;
+		else
+			return;
+	}
 }
 
 static void
-sort_floats(float *v, size_t n)
+sorted_mean(float *out, float *const *x, size_t n, size_t k, size_t lo,
+    size_t hi, float *scratch)
 {
-	if (n <= 32)
-		sort_small(v, n);
-	else
-		qsort(v, n, sizeof(*v), cmp_float);
+	unsigned char c[NET_CMAX][2];
+	size_t i = 0;
+
+	if (n == 1) {
+		memmove(out, x[0], k * sizeof(float));
+		return;
+	}
+	if (n <= NET_MAX)
+		i = net_mean(out, x, n, k, lo, hi, (const unsigned char (*)[2])c,
+		    batcher(n, c));
+	for (; i < k; i++) {
+		double acc = 0;
+		for (size_t j = 0; j < n; j++)
+			scratch[j] = x[j][i];
+		if (n <= NET_MAX) {
+			sort_small(scratch, n);
+		} else {
+			select_nth(scratch, n, lo);
+			select_nth(scratch + lo, n - lo, hi - 1 - lo);
+			if (hi - lo == 2 && scratch[lo] > scratch[lo + 1]) {
+				float t = scratch[lo];
+				scratch[lo] = scratch[lo + 1];
+				scratch[lo + 1] = t;
+			}
+		}
+		for (size_t j = lo; j < hi; j++)
+			acc += scratch[j];
+		out[i] = (float)(acc / (double)(hi - lo));
+	}
 }
 
 void
 fl_agg_median(float *out, float *const *x, size_t n, size_t k, float *scratch)
 {
-	for (size_t i = 0; i < k; i++) {
-		for (size_t j = 0; j < n; j++)
-			scratch[j] = x[j][i];
-		sort_floats(scratch, n);
-		if (n % 2)
-			out[i] = scratch[n / 2];
-		else
-			out[i] = (float)(((double)scratch[n / 2 - 1] + scratch[n / 2]) / 2);
-	}
+	sorted_mean(out, x, n, k, (n - 1) / 2, n / 2 + 1, scratch);
 }
 
 size_t
@@ -79,15 +182,7 @@ void
 fl_agg_trimmed(float *out, float *const *x, size_t n, size_t k, size_t cut,
     float *scratch)
 {
-	for (size_t i = 0; i < k; i++) {
-		double acc = 0;
-		for (size_t j = 0; j < n; j++)
-			scratch[j] = x[j][i];
-		sort_floats(scratch, n);
-		for (size_t j = cut; j < n - cut; j++)
-			acc += scratch[j];
-		out[i] = (float)(acc / (double)(n - 2 * cut));
-	}
+	sorted_mean(out, x, n, k, cut, n - cut, scratch);
 }
 
 static int
