@@ -7,8 +7,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/random.h>
 #include <unistd.h>
+#include <immintrin.h>
+#include <zlib.h>
 
 #include "aggregate.h"
 #include "model.h"
@@ -337,6 +340,8 @@ struct pass {
 	size_t mvcap;
 	unsigned char *outraw;
 	uint64_t done, total;	/* elements, for progress */
+	int npasses;
+	struct fl_writer *w;	/* the output, for the mapped path */
 };
 
 static int
@@ -661,6 +666,528 @@ pass_chunk(struct pass *p, char *err)
 		    (long long)p->off + e);
 	}
 	return FL_OK;
+}
+
+
+static void report(struct pass *p, int npasses, int passno);
+
+/*
+ * The mapped path. A tensor stored raw in regular files (spooled standard
+ * input included) is mapped from the page cache in every lane and cut into
+ * stripes; the threads take stripes in turn and, for each, run over it a
+ * sub-block at a time: each lane's bytes go through the CRC and straight
+ * into the rule while they are still in L1/L2, so memory is read once. The
+ * stripes' CRCs are combined per lane at the end of the tensor and checked
+ * before the output is committed. Finished stripes are written in order by
+ * whichever thread is free, from a ring of output buffers; pages already
+ * used are dropped from the mappings so that RSS stays small.
+ */
+#define MAP_MIN (64 << 10)	/* smaller tensors go through the reader */
+#define STRIPE (1 << 16)	/* elements per stripe (256 KiB of f32) */
+#define SUBBLK 2048		/* elements per sub-block, a multiple of 64 */
+#define RING 4			/* output stripes in flight */
+#define DROP_EVERY (8u << 20)	/* bytes per lane between madvise calls */
+
+/*
+ * CRC-32 (zlib's) folded 256 bytes at a time with 512-bit VPCLMULQDQ when
+ * the CPU has it (libdeflate 1.14 stops at 128-bit PCLMUL, about 8 GB/s
+ * here): four 64-byte accumulators, each 128-bit lane multiplied forward by
+ * x^2048 mod P. The 256 bytes left are a message with the same CRC as what
+ * was folded, finished with fl_crc32.
+ */
+struct crcst {
+	unsigned char c[256] __attribute__((aligned(64)));
+	uint32_t init;		/* ~crc xored into the first 4 bytes */
+	int started;		/* c holds the fold */
+	uint32_t crc;		/* generic path: fl_crc32 so far */
+};
+
+static uint64_t kfold[2] __attribute__((aligned(16)));
+static int wide;
+static pthread_once_t wide_once = PTHREAD_ONCE_INIT;
+
+/* x^e mod P as a reflected 64-bit PCLMUL operand (x^j at bit 63 - j). */
+static uint64_t
+xpow_refl(unsigned e)
+{
+	uint64_t r = 1, o = 0;
+
+	for (unsigned i = 0; i < e; i++) {
+		r <<= 1;
+		if (r & (1ULL << 32))
+			r ^= 0x104C11DB7ULL;
+	}
+	for (int j = 0; j < 32; j++)
+		if (r >> j & 1)
+			o |= 1ULL << (63 - j);
+	return o;
+}
+
+static void
+wide_init(void)
+{
+	const char *g = getenv("FL_AGG_GENERIC");
+
+	kfold[0] = xpow_refl(2048 + 63);	/* the lane's first 8 bytes */
+	kfold[1] = xpow_refl(2048 - 1);		/* its last 8 */
+	__builtin_cpu_init();
+	wide = __builtin_cpu_supports("avx512f") &&
+	    __builtin_cpu_supports("vpclmulqdq") && !(g && *g && strcmp(g, "0"));
+}
+
+#define FOLD(c, v) _mm512_ternarylogic_epi64(_mm512_clmulepi64_epi128((c), \
+	k, 0x00), _mm512_clmulepi64_epi128((c), k, 0x11), (v), 0x96)
+
+/* acc[0..15] (=, += or nothing by mode) w times the 16 floats in v. */
+__attribute__((target("avx512f")))
+static inline void
+acc16(double *acc, __m512i v, __m512d w, int mode)
+{
+	__m512d lo = _mm512_cvtps_pd(_mm512_castps512_ps256(_mm512_castsi512_ps(v)));
+	__m512d hi = _mm512_cvtps_pd(_mm256_castsi256_ps(_mm512_extracti64x4_epi64(v, 1)));
+
+	if (mode == 0) {
+		_mm512_store_pd(acc, _mm512_mul_pd(w, lo));
+		_mm512_store_pd(acc + 8, _mm512_mul_pd(w, hi));
+	} else if (mode == 1) {
+		_mm512_store_pd(acc, _mm512_fmadd_pd(w, lo, _mm512_load_pd(acc)));
+		_mm512_store_pd(acc + 8, _mm512_fmadd_pd(w, hi, _mm512_load_pd(acc + 8)));
+	}
+}
+
+/*
+ * nblk blocks of 64 floats of one lane: fold them into st and, by mode,
+ * set (0) or add to (1) acc w times them, or only fold (2).
+ */
+__attribute__((target("avx512f,vpclmulqdq")))
+static void
+wide_lane(struct crcst *st, const float *x, size_t nblk, double *acc,
+    double w, int mode)
+{
+	const __m512i k = _mm512_broadcast_i32x4(_mm_load_si128((const __m128i *)kfold));
+	const __m512d wv = _mm512_set1_pd(w);
+	__m512i c0, c1, c2, c3;
+	size_t b = 0;
+
+	if (!nblk)
+		return;
+	if (!st->started) {
+		c0 = _mm512_loadu_si512(x);
+		c1 = _mm512_loadu_si512(x + 16);
+		c2 = _mm512_loadu_si512(x + 32);
+		c3 = _mm512_loadu_si512(x + 48);
+		if (mode != 2) {
+			acc16(acc, c0, wv, mode);
+			acc16(acc + 16, c1, wv, mode);
+			acc16(acc + 32, c2, wv, mode);
+			acc16(acc + 48, c3, wv, mode);
+		}
+		c0 = _mm512_xor_si512(c0, _mm512_set_epi64(0, 0, 0, 0, 0, 0, 0,
+		    (long long)st->init));
+		st->started = 1;
+		b = 1;
+	} else {
+		c0 = _mm512_load_si512(st->c);
+		c1 = _mm512_load_si512(st->c + 64);
+		c2 = _mm512_load_si512(st->c + 128);
+		c3 = _mm512_load_si512(st->c + 192);
+	}
+	for (; b < nblk; b++) {
+		const float *p = x + 64 * b;
+		double *a = acc + 64 * b;
+		__m512i v0 = _mm512_loadu_si512(p), v1 = _mm512_loadu_si512(p + 16);
+		__m512i v2 = _mm512_loadu_si512(p + 32), v3 = _mm512_loadu_si512(p + 48);
+		c0 = FOLD(c0, v0);
+		c1 = FOLD(c1, v1);
+		c2 = FOLD(c2, v2);
+		c3 = FOLD(c3, v3);
+		if (mode != 2) {
+			acc16(a, v0, wv, mode);
+			acc16(a + 16, v1, wv, mode);
+			acc16(a + 32, v2, wv, mode);
+			acc16(a + 48, v3, wv, mode);
+		}
+	}
+	_mm512_store_si512(st->c, c0);
+	_mm512_store_si512(st->c + 64, c1);
+	_mm512_store_si512(st->c + 128, c2);
+	_mm512_store_si512(st->c + 192, c3);
+}
+
+/* The CRC of what went through st, followed by n more bytes at p. */
+static uint32_t
+crcst_end(const struct crcst *st, const void *p, size_t n)
+{
+	uint32_t c = st->started ? fl_crc32(0xffffffffu, st->c, 256) : st->crc;
+
+	return fl_crc32(c, p, n);
+}
+
+uint32_t
+fl_agg_crc32(uint32_t crc, const void *p, size_t n)
+{
+	struct crcst st;
+	size_t nblk = n / 256;
+
+	pthread_once(&wide_once, wide_init);
+	if (!wide || nblk < 2)
+		return fl_crc32(crc, p, n);
+	st.init = ~crc;
+	st.started = 0;
+	wide_lane(&st, p, nblk, NULL, 0, 2);
+	return crcst_end(&st, (const unsigned char *)p + nblk * 256, n % 256);
+}
+
+/* out = acc / wsum; nonzero if a result is not finite. */
+__attribute__((target("avx512f")))
+static int
+wide_finish(float *out, const double *acc, double wsum, size_t n)
+{
+	const __m512d d = _mm512_set1_pd(wsum);
+	__m512 bad = _mm512_setzero_ps();
+	size_t i = 0;
+
+	for (; i + 16 <= n; i += 16) {
+		__m256 lo = _mm512_cvtpd_ps(_mm512_div_pd(_mm512_load_pd(acc + i), d));
+		__m256 hi = _mm512_cvtpd_ps(_mm512_div_pd(_mm512_load_pd(acc + i + 8), d));
+		__m512 o = _mm512_castpd_ps(_mm512_insertf64x4(_mm512_castps_pd(
+		    _mm512_castps256_ps512(lo)), _mm256_castps_pd(hi), 1));
+		_mm512_storeu_ps(out + i, o);
+		bad = _mm512_add_ps(bad, _mm512_sub_ps(o, o));	/* NaN if not finite */
+	}
+	int r = _mm512_cmp_ps_mask(bad, bad, _CMP_UNORD_Q) != 0;
+	for (; i < n; i++) {
+		out[i] = (float)(acc[i] / wsum);
+		r |= !isfinite(out[i]);
+	}
+	return r;
+}
+
+/* Nonzero if any of x[0..n-1] is NaN or Inf (vectorises: no branch). */
+static int
+any_nonfinite(const float *x, size_t n)
+{
+	unsigned r = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		uint32_t u;
+		memcpy(&u, &x[i], sizeof(u));
+		r |= (~u & 0x7f800000u) == 0;
+	}
+	return r != 0;
+}
+
+static int
+generic_finish(float *out, const double *acc, double wsum, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		out[i] = (float)(acc[i] / wsum);
+	return any_nonfinite(out, n);
+}
+
+struct mjob {
+	struct pass *p;
+	const struct fl_tensor *t;
+	uint64_t numel;
+	size_t S, B, nstripes;
+	struct fl_map *map;	/* per lane */
+	const float **x;	/* per lane: the tensor's floats */
+	uint32_t *scrc;		/* nstripes x nl */
+	unsigned char *ready;	/* per stripe */
+	float *slot[RING];
+	struct crcst *st[MAX_THREADS];	/* per thread, nl each */
+	double *acc[MAX_THREADS];
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	size_t next, written;
+	int writing;
+	int stop;
+	int rc;
+	char err[FL_ERRLEN];
+	int64_t bad;		/* first element found not finite, or -1 */
+	uint64_t dropped;	/* bytes of each lane given back */
+};
+
+/* Compute stripe s into its slot; returns the first bad element or -1. */
+static int64_t
+stripe_run(struct mjob *j, size_t s, int tid)
+{
+	struct pass *p = j->p;
+	const size_t nl = p->nl, S = j->S, B = j->B;
+	const uint64_t off = (uint64_t)s * S;
+	const size_t k = (size_t)(j->numel - off < S ? j->numel - off : S);
+	const int fused = p->fused;
+	float *out = j->slot[s % RING];
+	struct crcst *st = j->st[tid];
+	double *acc = j->acc[tid];
+	float **xs = p->xsp[tid];
+	size_t tail = wide ? k % 64 : 0;
+
+	for (size_t l = 0; l < nl; l++) {
+		st[l].init = 0xffffffffu;
+		st[l].started = 0;
+		st[l].crc = 0;
+	}
+	for (size_t b = 0; b < k; b += B) {
+		size_t kb = k - b < B ? k - b : B, kv = wide ? kb & ~(size_t)63 : kb;
+		for (size_t l = 0; l < nl; l++) {
+			const float *x = j->x[l] + off + b;
+			const double w = p->lane[l].w;
+			int mode = !fused ? 2 : l == 0 ? 0 : 1;
+			if (wide) {
+				wide_lane(&st[l], x, kv / 64, acc, w, mode);
+			} else {
+				st[l].crc = fl_crc32(st[l].crc, x, kv * sizeof(float));
+				if (mode == 0)
+					for (size_t i = 0; i < kv; i++)
+						acc[i] = w * x[i];
+				else if (mode == 1)
+					for (size_t i = 0; i < kv; i++)
+						acc[i] += w * x[i];
+			}
+			for (size_t i = kv; i < kb && mode != 2; i++)
+				acc[i] = (mode ? acc[i] : 0) + w * x[i];
+			if (!fused) {
+				xs[l] = (float *)x;
+				if (any_nonfinite(x, kb))
+					return (int64_t)(off + b) + first_nonfinite(x, kb);
+			}
+		}
+		if (fused) {
+			if (wide ? wide_finish(out + b, acc, p->wsum, kb) :
+			    generic_finish(out + b, acc, p->wsum, kb))
+				return (int64_t)(off + b) + first_nonfinite(out + b, kb);
+		} else if (p->a->o.rule == FL_AGG_MEDIAN) {
+			fl_agg_median(out + b, xs, nl, kb, p->scratch[tid]);
+		} else {
+			fl_agg_trimmed(out + b, xs, nl, kb, p->cut, p->scratch[tid]);
+		}
+	}
+	for (size_t l = 0; l < nl; l++)
+		j->scrc[s * nl + l] = crcst_end(&st[l], j->x[l] + off + k - tail,
+		    tail * sizeof(float));
+	return -1;
+}
+
+/* Give back the pages of every lane below byte upto of the tensor. */
+static void
+drop_pages(struct mjob *j, uint64_t upto)
+{
+	const uintptr_t pg = (uintptr_t)sysconf(_SC_PAGESIZE);
+
+	for (size_t l = 0; l < j->p->nl; l++) {
+		uintptr_t lo = (uintptr_t)j->map[l].data + j->dropped;
+		uintptr_t hi = ((uintptr_t)j->map[l].data + upto) & ~(pg - 1);
+		lo = lo < (uintptr_t)j->map[l].base ? (uintptr_t)j->map[l].base :
+		    (lo + pg - 1) & ~(pg - 1);
+		if (hi > lo)
+			madvise((void *)lo, hi - lo, MADV_DONTNEED);
+	}
+	j->dropped = upto;
+}
+
+/* Write stripe s (the caller is the only writer). */
+static int
+stripe_write(struct mjob *j, size_t s, char *err)
+{
+	struct pass *p = j->p;
+	const uint64_t off = (uint64_t)s * j->S;
+	const size_t k = (size_t)(j->numel - off < j->S ? j->numel - off : j->S);
+	int rc;
+
+	if ((rc = fl_writer_write(p->w, j->slot[s % RING], k * sizeof(float), err)))
+		return rc;
+	p->done += k * p->nl;
+	report(p, p->npasses, p->npasses - 1);
+	if ((off + k) * sizeof(float) - j->dropped >= DROP_EVERY)
+		drop_pages(j, (off + k) * sizeof(float));
+	return FL_OK;
+}
+
+static void
+phase_mapped(void *arg, int tid)
+{
+	struct mjob *j = arg;
+	char err[FL_ERRLEN];
+
+	pthread_mutex_lock(&j->mu);
+	for (;;) {
+		if (!j->writing && !j->stop && j->written < j->nstripes &&
+		    j->ready[j->written]) {
+			size_t s = j->written;
+			int rc;
+			j->writing = 1;
+			pthread_mutex_unlock(&j->mu);
+			rc = stripe_write(j, s, err);
+			pthread_mutex_lock(&j->mu);
+			j->writing = 0;
+			j->written++;
+			if (rc && !j->rc) {
+				j->rc = rc;
+				j->stop = 1;
+				memcpy(j->err, err, sizeof(err));
+			}
+			pthread_cond_broadcast(&j->cv);
+			continue;
+		}
+		if (!j->stop && j->next < j->nstripes && j->next < j->written + RING) {
+			size_t s = j->next++;
+			int64_t bad;
+			pthread_mutex_unlock(&j->mu);
+			bad = stripe_run(j, s, tid);
+			pthread_mutex_lock(&j->mu);
+			j->ready[s] = 1;
+			if (bad >= 0) {
+				j->stop = 1;
+				if (j->bad < 0 || bad < j->bad)
+					j->bad = bad;
+			}
+			pthread_cond_broadcast(&j->cv);
+			continue;
+		}
+		if (j->written == j->nstripes || (j->stop && !j->writing))
+			break;
+		pthread_cond_wait(&j->cv, &j->mu);
+	}
+	pthread_mutex_unlock(&j->mu);
+}
+
+/* Can tensor ti go the mapped way in every lane? */
+static int
+mappable(const struct pass *p, size_t ti)
+{
+	const struct fl_tensor *t = &p->lane[0].h.t[ti];
+
+	if (p->scan || p->has_base || p->sigma > 0 || t->dtype != FL_F32 ||
+	    fl_tensor_nbytes(t) < MAP_MIN)
+		return 0;
+	for (size_t j = 0; j < p->nl; j++) {
+		const struct lane *l = &p->lane[j];
+		const struct fl_tensor *u = &l->h.t[ti];
+		if (l->r.remain == UINT64_MAX || l->r.in_tensor || l->r.next > ti ||
+		    u->enc != FL_RAW || u->size != fl_tensor_nbytes(t))
+			return 0;
+	}
+	return 1;
+}
+
+static void
+mjob_free(struct mjob *j)
+{
+	for (size_t l = 0; j->map && l < j->p->nl; l++)
+		fl_map_release(&j->map[l]);
+	free(j->map);
+	free(j->x);
+	free(j->scrc);
+	free(j->ready);
+	for (int r = 0; r < RING; r++)
+		free(j->slot[r]);
+	for (int t = 0; t < MAX_THREADS; t++) {
+		free(j->st[t]);
+		free(j->acc[t]);
+	}
+	pthread_mutex_destroy(&j->mu);
+	pthread_cond_destroy(&j->cv);
+}
+
+/* After a bad element: a corrupt lane is reported before the NaN. */
+static int
+mapped_bad(struct mjob *j, char *err)
+{
+	struct pass *p = j->p;
+	const int64_t e = j->bad;
+
+	for (size_t l = 0; l < p->nl; l++) {
+		uint32_t c = fl_crc32(0, j->map[l].data, (size_t)j->map[l].size);
+		if (c != p->lane[l].h.t[j->t - p->lane[0].h.t].crc)
+			return fl_err(err, FL_EBLOB, "%s: tensor %s: crc mismatch "
+			    "(stored %08x, computed %08x)", p->lane[l].label, j->t->name,
+			    p->lane[l].h.t[j->t - p->lane[0].h.t].crc, c);
+	}
+	for (size_t l = 0; l < p->nl; l++)
+		if (!isfinite(j->x[l][e]))
+			return lane_bad_error(&p->lane[l], (size_t)(j->t - p->lane[0].h.t),
+			    e, j->x[l][e], err);
+	return fl_err(err, FL_EDATA, "tensor %s: the weighted sum overflows at "
+	    "element %lld", j->t->name, (long long)e);
+}
+
+static int
+mapped_tensor(struct pass *p, size_t ti, char *err)
+{
+	struct mjob j;
+	const size_t nl = p->nl;
+	int rc = FL_OK;
+
+	pthread_once(&wide_once, wide_init);
+	memset(&j, 0, sizeof(j));
+	j.p = p;
+	j.t = &p->lane[0].h.t[ti];
+	j.numel = fl_tensor_numel(j.t);
+	j.bad = -1;
+	pthread_mutex_init(&j.mu, NULL);
+	pthread_cond_init(&j.cv, NULL);
+	/* --chunk sets the stripe (tests); whole blocks of 64 either way. */
+	j.S = p->a->o.chunk ? (p->a->o.chunk + 63) & ~(size_t)63 : STRIPE;
+	j.B = j.S < SUBBLK ? j.S : SUBBLK;
+	j.nstripes = (size_t)((j.numel + j.S - 1) / j.S);
+	if (!(j.map = calloc(nl, sizeof(*j.map))) || !(j.x = calloc(nl, sizeof(*j.x))) ||
+	    !(j.scrc = calloc(j.nstripes * nl, sizeof(*j.scrc))) ||
+	    !(j.ready = calloc(j.nstripes, 1))) {
+		rc = fl_err(err, FL_EFAIL, "out of memory");
+		goto out;
+	}
+	for (int r = 0; r < RING; r++)
+		if (!(j.slot[r] = aligned_alloc(64, j.S * sizeof(float)))) {
+			rc = fl_err(err, FL_EFAIL, "out of memory");
+			goto out;
+		}
+	for (int t = 0; t < p->pool.n; t++)
+		if (!(j.st[t] = aligned_alloc(64, nl * sizeof(struct crcst))) ||
+		    !(j.acc[t] = aligned_alloc(64, j.B * sizeof(double)))) {
+			rc = fl_err(err, FL_EFAIL, "out of memory");
+			goto out;
+		}
+	for (size_t l = 0; l < nl; l++) {
+		if ((rc = fl_reader_map(&p->lane[l].r, ti, &j.map[l], err))) {
+			if (rc == FL_EFAIL)
+				fl_err_prefix(err, "%s: tensor %s: cannot map", p->lane[l].label,
+				    j.t->name);
+			goto out;
+		}
+		j.x[l] = (const float *)(const void *)j.map[l].data;
+	}
+	pool_run(&p->pool, phase_mapped, &j);
+	if (j.bad >= 0) {
+		rc = mapped_bad(&j, err);
+		goto out;
+	}
+	if (j.rc) {
+		rc = fl_err(err, j.rc, "%s", j.err);
+		goto out;
+	}
+	/* Each lane's CRC from its stripes', in order. */
+	uLong op = crc32_combine_gen((z_off_t)(j.S * sizeof(float)));
+	for (size_t l = 0; l < nl; l++) {
+		uLong c = j.scrc[l];
+		const uint32_t want = p->lane[l].h.t[ti].crc;
+		for (size_t s = 1; s < j.nstripes; s++) {
+			size_t len = (size_t)(j.numel - (uint64_t)s * j.S < j.S ?
+			    j.numel - (uint64_t)s * j.S : j.S) * sizeof(float);
+			c = len == j.S * sizeof(float) ?
+			    crc32_combine_op(c, j.scrc[s * nl + l], op) :
+			    crc32_combine(c, j.scrc[s * nl + l], (z_off_t)len);
+		}
+		if ((uint32_t)c != want) {
+			rc = fl_err(err, FL_EBLOB, "%s: tensor %s: crc mismatch (stored "
+			    "%08x, computed %08x)", p->lane[l].label, j.t->name, want,
+			    (uint32_t)c);
+			goto out;
+		}
+	}
+out:
+	mjob_free(&j);
+	return rc;
 }
 
 /* Begin tensor ti in every lane. */
@@ -1082,6 +1609,8 @@ main_pass(struct fl_agg *a, int npasses, int out_fd, const char *out_name,
 	if ((rc = fl_writer_begin(&w, out_fd, out_name, &oh, err)))
 		goto out;
 	wopen = 1;
+	p.w = &w;
+	p.npasses = npasses;
 	if (server && state_fd >= 0) {
 		fl_header_release(&sh);
 		if (state_header(&sh, h, &a->o, a->step + 1)) {
@@ -1095,6 +1624,11 @@ main_pass(struct fl_agg *a, int npasses, int out_fd, const char *out_name,
 	for (size_t ti = 0; ti < h->ntensors; ti++) {
 		const struct fl_tensor *t = &h->t[ti];
 		uint64_t numel = fl_tensor_numel(t);
+		if (mappable(&p, ti)) {
+			if ((rc = mapped_tensor(&p, ti, err)))
+				goto out;
+			continue;
+		}
 		if ((rc = pass_begin(&p, ti, err)))
 			goto out;
 		if (server && numel > p.mvcap) {
@@ -1148,6 +1682,10 @@ main_pass(struct fl_agg *a, int npasses, int out_fd, const char *out_name,
 		rc = fl_writer_end(&sw, err);
 	}
 out:
+	/* A seekable output (stdout redirected to a file) gets back what this
+	 * blob wrote of it: no half-written blob is left behind. */
+	if (wopen && w.seekable && ftruncate(out_fd, (off_t)w.start) < 0)
+		rc = rc ? rc : FL_EIO;
 	if (wopen)
 		fl_writer_abort(&w);
 	if (swopen)

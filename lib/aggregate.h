@@ -131,6 +131,9 @@ void fl_server_step(enum fl_server_opt opt, const struct fl_server_params *p,
     size_t k);
 /* Factor that brings an update of L2 norm norm within clip. */
 double fl_clip_scale(double norm, double clip);
+/* CRC-32 as fl_crc32 computes it, folded 256 bytes at a time with AVX-512
+ * VPCLMULQDQ when the CPU has it (and $FL_AGG_GENERIC is unset). */
+uint32_t fl_agg_crc32(uint32_t crc, const void *p, size_t n);
 /* x += sigma * N(0, 1), in order. */
 void fl_agg_noise(float *x, size_t k, double sigma, struct fl_rng *r);
 
