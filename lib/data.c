@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <unistd.h>
 #include <zlib.h>
 
@@ -17,16 +18,25 @@ int
 fl_blobmem_init(struct fl_blobmem *b, const char *kind)
 {
 	b->data = NULL;
+	b->map = NULL;
+	b->maplen = 0;
 	return fl_header_init(&b->h, kind);
 }
 
 void
 fl_blobmem_release(struct fl_blobmem *b)
 {
+	const unsigned char *lo = b->map, *hi = lo + b->maplen;
+
 	for (size_t i = 0; b->data && i < b->h.ntensors; i++)
-		free(b->data[i]);
+		if (!(b->map && b->data[i] >= lo && b->data[i] < hi))
+			free(b->data[i]);
 	free(b->data);
 	b->data = NULL;
+	if (b->map)
+		munmap(b->map, b->maplen);
+	b->map = NULL;
+	b->maplen = 0;
 	fl_header_release(&b->h);
 }
 
@@ -81,6 +91,22 @@ fl_blobmem_add(struct fl_blobmem *b, const char *name, enum fl_dtype dtype,
 		return -FL_EFAIL;
 	}
 	return i;
+}
+
+int
+fl_blobmem_add_ref(struct fl_blobmem *b, const char *name, enum fl_dtype dtype,
+    int ndim, const uint64_t *shape, const void *p, const struct fl_limits *lim,
+    char *err)
+{
+	uint64_t nb = shape_bytes(dtype, ndim, shape);
+
+	if (ndim < 0 || ndim > FL_MAX_DIMS)
+		return -fl_err(err, FL_ELIMIT, "tensor %s: %d dimensions (at most %d)",
+		    name, ndim, FL_MAX_DIMS);
+	if (nb == UINT64_MAX || (lim && nb > lim->tensor))
+		return -fl_err(err, FL_ELIMIT, "tensor %s: too large", name);
+	return adopt(b, name, dtype, ndim, shape, (void *)p, err) < 0 ? -FL_EFAIL :
+	    (int)b->h.ntensors - 1;
 }
 
 int

@@ -22,6 +22,8 @@
 struct fl_blobmem {
 	struct fl_header h;
 	unsigned char **data;	/* data[i]: fl_tensor_nbytes(&h.t[i]) bytes */
+	void *map;		/* a file mapping data[i] may point into */
+	size_t maplen;
 };
 
 int fl_blobmem_init(struct fl_blobmem *b, const char *kind);
@@ -30,6 +32,11 @@ void fl_blobmem_release(struct fl_blobmem *b);
  * a negative fl_status. Checks the size against lim (may be NULL). */
 int fl_blobmem_add(struct fl_blobmem *b, const char *name, enum fl_dtype dtype,
     int ndim, const uint64_t *shape, const struct fl_limits *lim, char *err);
+/* Declare a tensor whose bytes stay where they are (inside b->map, which
+ * the caller sets and b then owns); returns its index or a negative status. */
+int fl_blobmem_add_ref(struct fl_blobmem *b, const char *name, enum fl_dtype dtype,
+    int ndim, const uint64_t *shape, const void *p, const struct fl_limits *lim,
+    char *err);
 /* Read every tensor of the reader's current blob h (just returned by
  * fl_reader_next) into b, initialised here with a copy of h. */
 int fl_blobmem_read(struct fl_blobmem *b, struct fl_reader *r,

@@ -6,6 +6,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <zlib.h>
 
@@ -62,16 +64,21 @@ shape_bytes(enum fl_dtype dtype, int ndim, const uint64_t *shape)
 	return n;
 }
 
-/* Add a tensor with a copy of its bytes to b. */
+/* Add a tensor to b with a copy of its bytes, or, when borrow is set, with
+ * a reference to them (in a file mapping that b will own). */
 static int
 add_copy(struct fl_blobmem *b, const char *name, enum fl_dtype dt, int ndim,
     const uint64_t *shape, const void *data, const struct fl_limits *lim,
-    char *err)
+    int borrow, char *err)
 {
 	int i;
 
 	if (fl_header_find(&b->h, name) >= 0)
 		return fl_err(err, FL_EBLOB, "tensor %s appears twice", name);
+	if (borrow) {
+		i = fl_blobmem_add_ref(b, name, dt, ndim, shape, data, lim, err);
+		return i < 0 ? -i : FL_OK;
+	}
 	if ((i = fl_blobmem_add(b, name, dt, ndim, shape, lim, err)) < 0)
 		return -i;
 	memcpy(b->data[i], data, fl_tensor_nbytes(&b->h.t[i]));
@@ -396,10 +403,15 @@ cmp_entry(const void *a, const void *b)
 	    x->end < y->end ? -1 : x->end > y->end;
 }
 
-int
-fl_safetensors_parse(struct fl_blobmem *b, const unsigned char *buf, size_t len,
-    const char *name, char *err)
+/*
+ * map, when not NULL, is the file mapping buf lies in: tensors reference it
+ * instead of being copied, and b owns it from here on, error or not.
+ */
+static int
+st_parse(struct fl_blobmem *b, const unsigned char *buf, size_t len,
+    const char *name, void *map, size_t maplen, char *err)
 {
+	int borrow = map != NULL;
 	struct fl_limits lim;
 	struct jp j = { .name = name, .err = err };
 	struct st_entry *e = NULL;
@@ -412,8 +424,13 @@ fl_safetensors_parse(struct fl_blobmem *b, const unsigned char *buf, size_t len,
 	fl_limits_default(&lim);
 	fl_buf_init(&key, 1 << 20);
 	fl_buf_init(&val, 1 << 20);
-	if (fl_blobmem_init(b, "model"))
+	if (fl_blobmem_init(b, "model")) {
+		if (map)
+			munmap(map, maplen);
 		return fl_err(err, FL_EFAIL, "out of memory");
+	}
+	b->map = map;
+	b->maplen = maplen;
 	if (len < 8) {
 		rc = fl_err(err, FL_EBLOB, "%s: %s", name, len ? "truncated in the "
 		    "header length" : "empty file");
@@ -566,7 +583,7 @@ fl_safetensors_parse(struct fl_blobmem *b, const unsigned char *buf, size_t len,
 	}
 	for (size_t i = 0; i < ne; i++) {
 		if ((rc = add_copy(b, e[i].name, e[i].dtype, e[i].ndim, e[i].shape,
-		    data + e[i].begin, &lim, err))) {
+		    data + e[i].begin, &lim, borrow, err))) {
 			fl_err_prefix(err, "%s", name);
 			goto out;
 		}
@@ -630,7 +647,7 @@ py_str(const char **p, const char *end, char *out, size_t outlen)
 
 static int
 npy_parse(struct fl_blobmem *b, const char *tname, const unsigned char *buf,
-    uint64_t len, const char *name, const struct fl_limits *lim, char *err)
+    uint64_t len, const char *name, const struct fl_limits *lim, int borrow, char *err)
 {
 	uint64_t hlen, hoff, shape[FL_MAX_DIMS];
 	const char *p, *end;
@@ -735,7 +752,7 @@ npy_parse(struct fl_blobmem *b, const char *tname, const unsigned char *buf,
 		    "%d dims needing %llu bytes, the entry holds %llu", name, tname,
 		    descr, ndim, (unsigned long long)shape_bytes(dt, ndim, shape),
 		    (unsigned long long)(len - hoff - hlen));
-	return add_copy(b, tname, dt, ndim, shape, buf + hoff + hlen, lim, err);
+	return add_copy(b, tname, dt, ndim, shape, buf + hoff + hlen, lim, borrow, err);
 bad:
 	return fl_err(err, FL_EBLOB, "%s: %s: bad .npy header", name, tname);
 baddt:
@@ -777,10 +794,11 @@ inflate_entry(unsigned char *dst, uint64_t dlen, const unsigned char *src,
 	return rc == Z_STREAM_END && dlen == 0 ? FL_OK : FL_EBLOB;
 }
 
-int
-fl_npz_parse(struct fl_blobmem *b, const unsigned char *buf, size_t len,
-    const char *name, char *err)
+static int
+npz_parse(struct fl_blobmem *b, const unsigned char *buf, size_t len,
+    const char *name, void *map, size_t maplen, char *err)
 {
+	int borrow = map != NULL;
 	struct fl_limits lim;
 	uint64_t nent, cdoff, cdsize, pos;
 	const unsigned char *eo = NULL;
@@ -789,8 +807,13 @@ fl_npz_parse(struct fl_blobmem *b, const unsigned char *buf, size_t len,
 	int rc = FL_OK;
 
 	fl_limits_default(&lim);
-	if (fl_blobmem_init(b, "model"))
+	if (fl_blobmem_init(b, "model")) {
+		if (map)
+			munmap(map, maplen);
 		return fl_err(err, FL_EFAIL, "out of memory");
+	}
+	b->map = map;
+	b->maplen = maplen;
 	if (len < 4 || le32(buf) != ZIP_LOCAL) {
 		if (len >= 22 && le32(buf) == ZIP_END)
 			rc = fl_err(err, FL_EBLOB, "%s: an empty zip file (no arrays)", name);
@@ -934,7 +957,7 @@ fl_npz_parse(struct fl_blobmem *b, const unsigned char *buf, size_t len,
 			goto out;
 		}
 		if ((rc = npy_parse(b, tname, method ? tmp : buf + data, usize, name,
-		    &lim, err)))
+		    &lim, borrow && !method, err)))
 			goto out;
 	}
 	if (nent == 0)
@@ -947,11 +970,39 @@ out:
 }
 
 int
+fl_safetensors_parse(struct fl_blobmem *b, const unsigned char *buf, size_t len,
+    const char *name, char *err)
+{
+	return st_parse(b, buf, len, name, NULL, 0, err);
+}
+
+int
+fl_npz_parse(struct fl_blobmem *b, const unsigned char *buf, size_t len,
+    const char *name, char *err)
+{
+	return npz_parse(b, buf, len, name, NULL, 0, err);
+}
+
+/* Parse a whole file image; map as for st_parse (buf is then map). */
+static int
+parse_image(struct fl_blobmem *b, const unsigned char *buf, size_t len,
+    const char *name, enum fl_format *f, void *map, char *err)
+{
+	int zip = len >= 4 && le32(buf) == ZIP_LOCAL;
+
+	*f = zip ? FL_FMT_NPZ : FL_FMT_SAFETENSORS;
+	if (zip || (len >= 4 && le32(buf) == ZIP_END))
+		return npz_parse(b, buf, len, name, map, map ? len : 0, err);
+	return st_parse(b, buf, len, name, map, map ? len : 0, err);
+}
+
+int
 fl_import_read(struct fl_blobmem *b, const char *path, enum fl_format *f,
     char *err)
 {
 	struct fl_limits lim;
 	struct fl_buf buf;
+	struct stat st;
 	const char *name = strcmp(path, "-") ? path : "<stdin>";
 	int fd = 0, rc = FL_OK;
 	ssize_t k;
@@ -959,6 +1010,17 @@ fl_import_read(struct fl_blobmem *b, const char *path, enum fl_format *f,
 	fl_limits_default(&lim);
 	if (strcmp(path, "-") && (fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
 		return fl_errno(err, errno == ENOENT ? FL_ENOTFOUND : FL_EIO, "%s", path);
+	/* A regular file is mapped, and its tensors referenced, not copied. */
+	if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_size > 0 &&
+	    (uint64_t)st.st_size <= lim.total) {
+		void *m = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+		if (m != MAP_FAILED) {
+			if (fd)
+				close(fd);
+			madvise(m, (size_t)st.st_size, MADV_SEQUENTIAL);
+			return parse_image(b, m, (size_t)st.st_size, name, f, m, err);
+		}
+	}
 	fl_buf_init(&buf, lim.total > SIZE_MAX / 2 ? SIZE_MAX / 2 : (size_t)lim.total);
 	for (;;) {
 		if ((rc = fl_buf_reserve(&buf, 1 << 20))) {
@@ -979,14 +1041,8 @@ fl_import_read(struct fl_blobmem *b, const char *path, enum fl_format *f,
 	}
 	if (fd)
 		close(fd);
-	if (!rc) {
-		int zip = buf.len >= 4 && le32(buf.data) == ZIP_LOCAL;
-		*f = zip ? FL_FMT_NPZ : FL_FMT_SAFETENSORS;
-		if (zip || (buf.len >= 4 && le32(buf.data) == ZIP_END))
-			rc = fl_npz_parse(b, buf.data, buf.len, name, err);
-		else
-			rc = fl_safetensors_parse(b, buf.data, buf.len, name, err);
-	}
+	if (!rc)
+		rc = parse_image(b, buf.data, buf.len, name, f, NULL, err);
 	fl_buf_release(&buf);
 	return rc;
 }
