@@ -1,0 +1,66 @@
+/* proto.h: the worker protocol, shared by fl-serve and its clients.
+ *
+ * HTTP/1.1 and WebSocket on one port. Every route but /v1/health needs
+ * "Authorization: Bearer TOKEN" (401 without, 403 with a token lacking the
+ * right). Replies other than blobs are msgpack maps, or JSON when the request
+ * says "Accept: application/json". Errors are {"error": "message"} with the
+ * status below. Blobs travel as application/x-flkit-blob, streamed.
+ *
+ *   GET    /v1/health                  200 {"ok": true, "name": NAME}; no auth
+ *   GET    /v1/info                    {"name", "version", "datasets": [{"key",
+ *                                      "samples", "shape": [..], "classes"}],
+ *                                      "objects", "bytes", "limits": {...}}
+ *   GET    /v1/objects                 {"objects": [{"id", "kind", "bytes",
+ *                                      "tags": [..], "created", "meta": {...}}]}
+ *                                      newest first; meta: a summary (round,
+ *                                      samples, client, model_id, metrics)
+ *   POST   /v1/objects[?tag=T]         body: one blob, validated whole (magic,
+ *                                      limits, crc) before it is stored and
+ *                                      acknowledged: 201 {"id", "kind", "bytes"};
+ *                                      400 bad blob, 413 too large, 507 full
+ *   GET    /v1/objects/ID              the blob; 404 if none
+ *   GET    /v1/objects/ID/header       the header as a map (kind, meta, tensors)
+ *   DELETE /v1/objects/ID              204
+ *   PUT    /v1/objects/ID/tags/TAG     204; a tag names one object: moving a tag
+ *                                      to another object takes it off the first
+ *   GET    /v1/tags/TAG                the blob the tag names
+ *   GET    /v1/latest[?kind=model]     the newest object of that kind (fl-get
+ *                                      WORKER)
+ *   POST   /v1/tickets                 {"ticket", "expires"}: a one-time right
+ *                                      to store one object, for a move; used as
+ *                                      "Authorization: Ticket T" on POST
+ *                                      /v1/objects; expires after 10 minutes
+ *   POST   /v1/objects/ID/push         body {"url", "ticket", "move": bool}: this
+ *                                      worker sends the object to another worker
+ *                                      with the ticket that one issued; replies
+ *                                      {"id"} (the id there) after the
+ *                                      destination acknowledged; with move, then
+ *                                      deletes its own copy
+ *   POST   /v1/messages/NAME           a custom message: runs the --handler NAME
+ *                                      program, body on its stdin, reply its
+ *                                      stdout; 404 for an unknown NAME, 504 on
+ *                                      timeout
+ *   GET    /v1/events                  WebSocket: one msgpack (or JSON, with
+ *                                      ?format=json) map per event: {"event":
+ *                                      "stored"|"deleted"|"tagged"|..., "id",
+ *                                      "kind", "time"}
+ *
+ * A reference (PySyft's pointer chain) is an object of kind "pointer": a
+ * blob with no tensors whose meta holds {"worker": URL-or-name, "id": ID}.
+ * Fetching one returns it as it is; clients follow the chain, at most
+ * FL_MAX_HOPS hops, refusing a loop.
+ *
+ * Object ids are FL_ID_LEN lowercase hex digits; anything else is 400, so no
+ * request can name a path outside the store.
+ */
+#ifndef FL_PROTO_H
+#define FL_PROTO_H
+
+#define FL_BLOB_MIME "application/x-flkit-blob"
+#define FL_MSGPACK_MIME "application/msgpack"
+#define FL_JSON_MIME "application/json"
+#define FL_ID_LEN 16
+#define FL_MAX_HOPS 8
+#define FL_DEFAULT_PORT 7450
+
+#endif
