@@ -78,6 +78,38 @@ print_version(void)
 	exit(0);
 }
 
+int
+usage_text(const char *text, int code)
+{
+	fputs(text, code ? stderr : stdout);
+	if (code)
+		exit(code);
+	finish_stdout();
+	return 0;
+}
+
+double
+opt_num(const char *opt, const char *s, double lo, double hi)
+{
+	double d;
+
+	if (fl_parse_double(s, &d) || !(d >= lo && d <= hi))
+		die(FL_EUSAGE, "%s: expected a number in [%g, %g], got '%s'", opt, lo,
+		    hi, s);
+	return d;
+}
+
+uint64_t
+opt_count(const char *opt, const char *s, uint64_t lo, uint64_t max)
+{
+	uint64_t u;
+
+	if (fl_parse_u64(s, max, &u) || u < lo)
+		die(FL_EUSAGE, "%s: expected a whole number from %llu to %llu, got "
+		    "'%s'", opt, (unsigned long long)lo, (unsigned long long)max, s);
+	return u;
+}
+
 void
 output_open(struct output *o, const char *path)
 {

@@ -2,6 +2,7 @@
 #ifndef FL_CMD_COMMON_H
 #define FL_CMD_COMMON_H
 
+#include <stdint.h>
 #include <stdio.h>
 
 #include "util.h"
@@ -16,6 +17,13 @@ void warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Only when verbose > 0. */
 void note(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void print_version(void);
+
+/* Print a usage text: to stdout with status 0 for --help, else to stderr,
+ * exiting with code. Returns 0 (after checking stdout) when code is 0. */
+int usage_text(const char *text, int code);
+/* Option values, dying with a usage error that names the option. */
+double opt_num(const char *opt, const char *s, double lo, double hi);
+uint64_t opt_count(const char *opt, const char *s, uint64_t lo, uint64_t max);
 
 /*
  * Blob output: stdout (refused when it is a terminal) or a FILE written

@@ -98,30 +98,6 @@ static const struct option longopts[] = {
 	{ NULL, 0, NULL, 0 },
 };
 
-static double
-num(const char *opt, const char *s, double lo, double hi)
-{
-	double d;
-
-	if (fl_parse_double(s, &d) || !(d >= lo && d <= hi))
-		die(FL_EUSAGE, "%s: expected a number in [%g, %g], got '%s'", opt, lo,
-		    hi, s);
-	return d;
-}
-
-static uint64_t
-count(const char *opt, const char *s, uint64_t lo, uint64_t max)
-{
-	uint64_t u;
-
-	if (fl_parse_u64(s, max, &u) || u < lo)
-		die(FL_EUSAGE, "%s: expected a whole number from %llu to %llu, got "
-		    "'%s'", opt, (unsigned long long)lo, (unsigned long long)max, s);
-	return u;
-}
-
-/* The model on standard input: its header (kept for its meta) and a network
- * for batches of up to maxbatch rows holding its parameters. */
 static void
 read_model(struct fl_header *h, struct fl_net *net, int maxbatch)
 {
@@ -436,12 +412,12 @@ main(int argc, char *argv[])
 		case 'l': local = optarg; break;
 		case 'o': outpath = optarg; break;
 		case OPT_EPOCHS:
-			o.epochs = (int)count("--epochs", optarg, 1, 1000000);
+			o.epochs = (int)opt_count("--epochs", optarg, 1, 1000000);
 			train_opt = "--epochs";
 			break;
-		case OPT_BATCH: batch = (int)count("--batch", optarg, 1, 1 << 20); break;
+		case OPT_BATCH: batch = (int)opt_count("--batch", optarg, 1, 1 << 20); break;
 		case OPT_LR:
-			lr = num("--lr", optarg, 0, INFINITY);
+			lr = opt_num("--lr", optarg, 0, INFINITY);
 			train_opt = "--lr";
 			break;
 		case OPT_OPTIMIZER:
@@ -451,29 +427,29 @@ main(int argc, char *argv[])
 			train_opt = "--optimizer";
 			break;
 		case OPT_MOMENTUM:
-			momentum = num("--momentum", optarg, 0, 1);
+			momentum = opt_num("--momentum", optarg, 0, 1);
 			train_opt = "--momentum";
 			break;
 		case OPT_NESTEROV: nesterov = 1; train_opt = "--nesterov"; break;
 		case OPT_WD:
-			wd = num("--weight-decay", optarg, 0, INFINITY);
+			wd = opt_num("--weight-decay", optarg, 0, INFINITY);
 			train_opt = "--weight-decay";
 			break;
 		case OPT_PROX:
-			o.prox = num("--prox", optarg, 0, 1e30);
+			o.prox = opt_num("--prox", optarg, 0, 1e30);
 			train_opt = "--prox";
 			break;
-		case OPT_SEED: o.seed = count("--seed", optarg, 0, UINT64_MAX); break;
+		case OPT_SEED: o.seed = opt_count("--seed", optarg, 0, UINT64_MAX); break;
 		case OPT_MAXSTEPS:
-			o.max_steps = count("--max-steps", optarg, 1, UINT64_MAX);
+			o.max_steps = opt_count("--max-steps", optarg, 1, UINT64_MAX);
 			train_opt = "--max-steps";
 			break;
-		case OPT_THREADS: threads = (int)count("--threads", optarg, 1, 256); break;
+		case OPT_THREADS: threads = (int)opt_count("--threads", optarg, 1, 256); break;
 		case OPT_CLIENT: client = optarg; train_opt = "--client"; break;
 		case OPT_EVAL: eval = 1; break;
 		case OPT_JSON: json = 1; break;
 		case OPT_PREDICT: predict = 1; break;
-		case OPT_MC: passes = (int)count("--mc-dropout", optarg, 1, 100000); break;
+		case OPT_MC: passes = (int)opt_count("--mc-dropout", optarg, 1, 100000); break;
 		case OPT_DATASET:
 			die(FL_EUSAGE, "--dataset: training on remote workers is not "
 			    "supported yet; train on a local file with --local "

@@ -19,16 +19,6 @@ static const char split_usage[] =
     "usage: fl-pack split --parts N [--dirichlet ALPHA] [--seed S] [--prefix P] [--json] [DATASET|-]\n";
 
 static int
-help(const char *text, int code)
-{
-	fputs(text, code ? stderr : stdout);
-	if (code)
-		exit(code);
-	finish_stdout();
-	return 0;
-}
-
-static int
 parse_int(const char *s, long min, long max, long *out)
 {
 	char *end;
@@ -76,7 +66,7 @@ pack_dataset(int argc, char **argv)
 		case 'n': normalize = 1; break;
 		case 'q': verbose--; break;
 		case 'v': verbose++; break;
-		case 'h': return help(dataset_usage, 0);
+		case 'h': return usage_text(dataset_usage, 0);
 		case 'l':
 			if (parse_int(optarg, -FL_CSV_MAX_COLS, FL_CSV_MAX_COLS - 1, &v))
 				die(FL_EUSAGE, "--label-column: '%s' is not a column number",
@@ -91,7 +81,7 @@ pack_dataset(int argc, char **argv)
 			co.targets = (int)v;
 			break;
 		default:
-			return help(dataset_usage, FL_EUSAGE);
+			return usage_text(dataset_usage, FL_EUSAGE);
 		}
 	}
 	argc -= optind;
@@ -99,9 +89,9 @@ pack_dataset(int argc, char **argv)
 	if (!csv == !idx)
 		die(FL_EUSAGE, "say either --csv FILE or --idx IMAGES LABELS");
 	if (csv && (argc != 0 || normalize))
-		return help(dataset_usage, FL_EUSAGE);
+		return usage_text(dataset_usage, FL_EUSAGE);
 	if (idx && (argc != 1 || co.header || co.label_set || co.targets))
-		return help(dataset_usage, FL_EUSAGE);
+		return usage_text(dataset_usage, FL_EUSAGE);
 	if (csv)
 		rc = fl_csv_read(&b, csv, &co, err);
 	else
@@ -214,14 +204,14 @@ pack_split(int argc, char **argv)
 		case 'j': json = 1; break;
 		case 'q': verbose--; break;
 		case 'v': verbose++; break;
-		case 'h': return help(split_usage, 0);
-		default: return help(split_usage, FL_EUSAGE);
+		case 'h': return usage_text(split_usage, 0);
+		default: return usage_text(split_usage, FL_EUSAGE);
 		}
 	}
 	argc -= optind;
 	argv += optind;
 	if (argc > 1 || parts == 0)
-		return help(split_usage, FL_EUSAGE);
+		return usage_text(split_usage, FL_EUSAGE);
 	if (argc == 1)
 		in = argv[0];
 	if ((rc = fl_reader_open(&r, in, err)))

@@ -16,16 +16,6 @@ static const char import_usage[] =
 static const char export_usage[] =
     "usage: fl-pack export --to safetensors|npz [-o FILE] [BLOB|-]\n";
 
-static int
-help(const char *text, int code)
-{
-	fputs(text, code ? stderr : stdout);
-	if (code)
-		exit(code);
-	finish_stdout();
-	return 0;
-}
-
 int
 pack_import(int argc, char **argv)
 {
@@ -55,14 +45,14 @@ pack_import(int argc, char **argv)
 		case 'o': out = optarg; break;
 		case 'q': verbose--; break;
 		case 'v': verbose++; break;
-		case 'h': return help(import_usage, 0);
-		default: return help(import_usage, FL_EUSAGE);
+		case 'h': return usage_text(import_usage, 0);
+		default: return usage_text(import_usage, FL_EUSAGE);
 		}
 	}
 	argc -= optind;
 	argv += optind;
 	if (argc != 1)
-		return help(import_usage, FL_EUSAGE);
+		return usage_text(import_usage, FL_EUSAGE);
 	in = argv[0];
 	name = strcmp(in, "-") ? in : "<stdin>";
 	if (spec && fl_arch_parse(&arch, spec, err))
@@ -160,14 +150,14 @@ pack_export(int argc, char **argv)
 		case 'o': out = optarg; break;
 		case 'q': verbose--; break;
 		case 'v': verbose++; break;
-		case 'h': return help(export_usage, 0);
-		default: return help(export_usage, FL_EUSAGE);
+		case 'h': return usage_text(export_usage, 0);
+		default: return usage_text(export_usage, FL_EUSAGE);
 		}
 	}
 	argc -= optind;
 	argv += optind;
 	if (argc > 1)
-		return help(export_usage, FL_EUSAGE);
+		return usage_text(export_usage, FL_EUSAGE);
 	if (argc == 1)
 		in = argv[0];
 	if (to) {
