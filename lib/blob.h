@@ -29,6 +29,8 @@ size_t fl_dtype_size(enum fl_dtype t);
 const char *fl_dtype_name(enum fl_dtype t);
 int fl_dtype_parse(const char *s, enum fl_dtype *t);
 int fl_dtype_is_float(enum fl_dtype t);
+/* Bytes of a tensor of this dtype and shape, or UINT64_MAX on overflow. */
+uint64_t fl_shape_bytes(enum fl_dtype t, int ndim, const uint64_t *shape);
 
 struct fl_tensor {
 	char *name;

@@ -40,19 +40,6 @@ fl_blobmem_release(struct fl_blobmem *b)
 	fl_header_release(&b->h);
 }
 
-/* Bytes of a tensor of this shape, or UINT64_MAX on overflow. */
-static uint64_t
-shape_bytes(enum fl_dtype dtype, int ndim, const uint64_t *shape)
-{
-	uint64_t n = fl_dtype_size(dtype);
-
-	for (int i = 0; i < ndim; i++) {
-		if (shape[i] && n > UINT64_MAX / shape[i])
-			return UINT64_MAX;
-		n *= shape[i];
-	}
-	return n;
-}
 
 /* Declare a tensor whose bytes p (malloc'd) the blob takes over. */
 static int
@@ -75,7 +62,7 @@ int
 fl_blobmem_add(struct fl_blobmem *b, const char *name, enum fl_dtype dtype,
     int ndim, const uint64_t *shape, const struct fl_limits *lim, char *err)
 {
-	uint64_t nb = shape_bytes(dtype, ndim, shape);
+	uint64_t nb = fl_shape_bytes(dtype, ndim, shape);
 	void *p;
 	int i;
 
@@ -98,7 +85,7 @@ fl_blobmem_add_ref(struct fl_blobmem *b, const char *name, enum fl_dtype dtype,
     int ndim, const uint64_t *shape, const void *p, const struct fl_limits *lim,
     char *err)
 {
-	uint64_t nb = shape_bytes(dtype, ndim, shape);
+	uint64_t nb = fl_shape_bytes(dtype, ndim, shape);
 
 	if (ndim < 0 || ndim > FL_MAX_DIMS)
 		return -fl_err(err, FL_ELIMIT, "tensor %s: %d dimensions (at most %d)",

@@ -37,6 +37,19 @@ fl_dtype_is_float(enum fl_dtype t)
 	return (unsigned)t < FL_NDTYPES && dtypes[t].is_float;
 }
 
+uint64_t
+fl_shape_bytes(enum fl_dtype t, int ndim, const uint64_t *shape)
+{
+	uint64_t n = fl_dtype_size(t);
+
+	for (int i = 0; i < ndim; i++) {
+		if (shape[i] && n > UINT64_MAX / shape[i])
+			return UINT64_MAX;
+		n *= shape[i];
+	}
+	return n;
+}
+
 int
 fl_dtype_parse(const char *s, enum fl_dtype *t)
 {

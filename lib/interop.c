@@ -51,18 +51,6 @@ le64(const unsigned char *p)
 	return (uint64_t)le32(p) | (uint64_t)le32(p + 4) << 32;
 }
 
-static uint64_t
-shape_bytes(enum fl_dtype dtype, int ndim, const uint64_t *shape)
-{
-	uint64_t n = fl_dtype_size(dtype);
-
-	for (int i = 0; i < ndim; i++) {
-		if (shape[i] && n > UINT64_MAX / shape[i])
-			return UINT64_MAX;
-		n *= shape[i];
-	}
-	return n;
-}
 
 /* Add a tensor to b with a copy of its bytes, or, when borrow is set, with
  * a reference to them (in a file mapping that b will own). */
@@ -549,7 +537,7 @@ st_parse(struct fl_blobmem *b, const unsigned char *buf, size_t len,
 	/* Offsets: each tensor's bytes, in range, tiling the data exactly. */
 	qsort(e, ne, sizeof(*e), cmp_entry);
 	for (size_t i = 0; i < ne; i++) {
-		uint64_t nb = shape_bytes(e[i].dtype, e[i].ndim, e[i].shape);
+		uint64_t nb = fl_shape_bytes(e[i].dtype, e[i].ndim, e[i].shape);
 		if (e[i].begin > e[i].end || e[i].end > dlen) {
 			rc = fl_err(err, FL_EBLOB, "%s: tensor %s: data_offsets [%llu,%llu] "
 			    "out of range (%llu data bytes)", name, e[i].name,
@@ -747,10 +735,10 @@ npy_parse(struct fl_blobmem *b, const char *tname, const unsigned char *buf,
 	if (fortran && ndim > 1)
 		return fl_err(err, FL_EDATA, "%s: %s: Fortran-order arrays are not "
 		    "supported (save with numpy.ascontiguousarray)", name, tname);
-	if (shape_bytes(dt, ndim, shape) != len - hoff - hlen)
+	if (fl_shape_bytes(dt, ndim, shape) != len - hoff - hlen)
 		return fl_err(err, FL_EBLOB, "%s: %s: the .npy header declares %s of "
 		    "%d dims needing %llu bytes, the entry holds %llu", name, tname,
-		    descr, ndim, (unsigned long long)shape_bytes(dt, ndim, shape),
+		    descr, ndim, (unsigned long long)fl_shape_bytes(dt, ndim, shape),
 		    (unsigned long long)(len - hoff - hlen));
 	return add_copy(b, tname, dt, ndim, shape, buf + hoff + hlen, lim, borrow, err);
 bad:
