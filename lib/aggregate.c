@@ -686,6 +686,9 @@ static void report(struct pass *p, int npasses, int passno);
 #define STRIPE (1 << 16)	/* elements per stripe (256 KiB of f32) */
 #define SUBBLK 2048		/* elements per sub-block, a multiple of 64 */
 #define RING 4			/* output stripes in flight */
+#ifndef PF_DIST
+#define PF_DIST 1024		/* floats prefetched ahead */
+#endif
 #define DROP_EVERY (8u << 20)	/* bytes per lane between madvise calls */
 
 /*
@@ -795,6 +798,10 @@ wide_lane(struct crcst *st, const float *x, size_t nblk, double *acc,
 	for (; b < nblk; b++) {
 		const float *p = x + 64 * b;
 		double *a = acc + 64 * b;
+		_mm_prefetch((const char *)(p + PF_DIST), _MM_HINT_T0);
+		_mm_prefetch((const char *)(p + PF_DIST + 16), _MM_HINT_T0);
+		_mm_prefetch((const char *)(p + PF_DIST + 32), _MM_HINT_T0);
+		_mm_prefetch((const char *)(p + PF_DIST + 48), _MM_HINT_T0);
 		__m512i v0 = _mm512_loadu_si512(p), v1 = _mm512_loadu_si512(p + 16);
 		__m512i v2 = _mm512_loadu_si512(p + 32), v3 = _mm512_loadu_si512(p + 48);
 		c0 = FOLD(c0, v0);
