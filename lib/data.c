@@ -795,16 +795,25 @@ is_int_dtype(enum fl_dtype t)
 /* Find x and y of a dataset header and check they agree. */
 static int
 dataset_tensors(const struct fl_header *h, const char *name, int *xi, int *yi,
-    uint64_t *n, char *err)
+    uint64_t *n, int need_y, char *err)
 {
 	const struct fl_tensor *x, *y;
 
 	if (strcmp(h->kind, "dataset"))
 		return fl_err(err, FL_EDATA, "%s: a %s blob, not a dataset", name, h->kind);
-	if ((*xi = fl_header_find(h, "x")) < 0 || (*yi = fl_header_find(h, "y")) < 0)
+	*xi = fl_header_find(h, "x");
+	*yi = need_y ? fl_header_find(h, "y") : -1;
+	if (*xi < 0 || (need_y && *yi < 0))
 		return fl_err(err, FL_EDATA, "%s: dataset has no tensor %s", name,
 		    *xi < 0 ? "x" : "y");
 	x = &h->t[*xi];
+	if (!need_y) {
+		if (x->ndim < 1)
+			return fl_err(err, FL_EDATA, "%s: dataset tensor x needs shape "
+			    "[n, features...]", name);
+		*n = x->shape[0];
+		return FL_OK;
+	}
 	y = &h->t[*yi];
 	if (x->ndim < 1 || y->ndim < 1 || y->ndim > 2)
 		return fl_err(err, FL_EDATA, "%s: dataset tensors x and y need shapes "
@@ -852,9 +861,10 @@ to_classes(int32_t *y, const void *src, enum fl_dtype dt, uint64_t n,
 	return FL_OK;
 }
 
-int
-fl_dataset_read(struct fl_dataset *d, struct fl_reader *r,
-    const struct fl_header *h, char *err)
+/* need_y 0: the inputs only (x), for prediction; y is not read. */
+static int
+dataset_read(struct fl_dataset *d, struct fl_reader *r,
+    const struct fl_header *h, int need_y, char *err)
 {
 	const struct fl_tensor *x, *y;
 	uint64_t n, numel;
@@ -862,10 +872,10 @@ fl_dataset_read(struct fl_dataset *d, struct fl_reader *r,
 	int xi, yi, rc;
 
 	fl_dataset_init(d);
-	if ((rc = dataset_tensors(h, r->name, &xi, &yi, &n, err)))
+	if ((rc = dataset_tensors(h, r->name, &xi, &yi, &n, need_y, err)))
 		return rc;
 	x = &h->t[xi];
-	y = &h->t[yi];
+	y = yi >= 0 ? &h->t[yi] : NULL;
 	if (n == 0)
 		return fl_err(err, FL_EDATA, "%s: dataset has no examples", r->name);
 	numel = fl_tensor_numel(x);
@@ -880,7 +890,9 @@ fl_dataset_read(struct fl_dataset *d, struct fl_reader *r,
 		rc = fl_err(err, FL_EFAIL, "out of memory");
 		goto fail;
 	}
-	if (fl_dtype_is_float(y->dtype)) {
+	if (!y) {
+		/* inputs only */
+	} else if (fl_dtype_is_float(y->dtype)) {
 		d->k = y->ndim == 2 ? y->shape[1] : 1;
 		if (!(d->targets = malloc(n * d->k * sizeof(float) + 1))) {
 			rc = fl_err(err, FL_EFAIL, "out of memory");
@@ -892,8 +904,8 @@ fl_dataset_read(struct fl_dataset *d, struct fl_reader *r,
 		goto fail;
 	}
 	/* The reader serves tensors in header order. */
-	for (int pass = 0; pass < 2; pass++) {
-		int i = (pass == 0) == (xi < yi) ? xi : yi;
+	for (int pass = 0; pass < (y ? 2 : 1); pass++) {
+		int i = !y || (pass == 0) == (xi < yi) ? xi : yi;
 		if (i == xi)
 			rc = fl_reader_tensor_f32(r, (size_t)xi, d->x, err);
 		else if (d->targets)
@@ -915,7 +927,14 @@ fail:
 }
 
 int
-fl_dataset_load(struct fl_dataset *d, const char *path, char *err)
+fl_dataset_read(struct fl_dataset *d, struct fl_reader *r,
+    const struct fl_header *h, char *err)
+{
+	return dataset_read(d, r, h, 1, err);
+}
+
+static int
+dataset_load(struct fl_dataset *d, const char *path, int need_y, char *err)
 {
 	struct fl_reader r;
 	struct fl_header h;
@@ -928,11 +947,23 @@ fl_dataset_load(struct fl_dataset *d, const char *path, char *err)
 	if (rc == FL_EOF)
 		rc = fl_err(err, FL_EBLOB, "%s: empty (no blob)", r.name);
 	if (rc == FL_OK) {
-		rc = fl_dataset_read(d, &r, &h, err);
+		rc = dataset_read(d, &r, &h, need_y, err);
 		fl_header_release(&h);
 	}
 	fl_reader_close(&r);
 	return rc;
+}
+
+int
+fl_dataset_load(struct fl_dataset *d, const char *path, char *err)
+{
+	return dataset_load(d, path, 1, err);
+}
+
+int
+fl_dataset_load_inputs(struct fl_dataset *d, const char *path, char *err)
+{
+	return dataset_load(d, path, 0, err);
 }
 
 int
@@ -943,7 +974,7 @@ fl_blobmem_labels(const struct fl_blobmem *b, int32_t **y, uint32_t *classes,
 	int xi, yi, rc;
 
 	*y = NULL;
-	if ((rc = dataset_tensors(&b->h, "dataset", &xi, &yi, &n, err)))
+	if ((rc = dataset_tensors(&b->h, "dataset", &xi, &yi, &n, 1, err)))
 		return rc;
 	if (!is_int_dtype(b->h.t[yi].dtype))
 		return fl_err(err, FL_EDATA, "the dataset has float targets, not class "

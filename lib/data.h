@@ -112,6 +112,8 @@ int fl_dataset_read(struct fl_dataset *d, struct fl_reader *r,
     const struct fl_header *h, char *err);
 /* Open path ("-": stdin) and read its first blob with fl_dataset_read. */
 int fl_dataset_load(struct fl_dataset *d, const char *path, char *err);
+/* The same for inputs to predict on: only x is read (y may be absent). */
+int fl_dataset_load_inputs(struct fl_dataset *d, const char *path, char *err);
 
 /*
  * Class labels of a dataset blob in memory as int32 (malloc'd, the caller

@@ -356,55 +356,17 @@ int
 fl_inputs_load(const char *path, float **x, uint64_t *n, uint64_t *features,
     char *err)
 {
-	struct fl_reader r;
-	struct fl_header h;
-	const struct fl_tensor *t;
-	uint64_t numel;
-	int rc, xi;
+	struct fl_dataset d;
+	int rc;
 
 	*x = NULL;
 	*n = *features = 0;
-	if ((rc = fl_reader_open(&r, path, err)))
+	if ((rc = fl_dataset_load_inputs(&d, path, err)))
 		return rc;
-	if ((rc = fl_reader_next(&r, &h, err))) {
-		if (rc == FL_EOF)
-			rc = fl_err(err, FL_EBLOB, "%s: empty (no blob)", r.name);
-		fl_reader_close(&r);
-		return rc;
-	}
-	if (strcmp(h.kind, "dataset")) {
-		rc = fl_err(err, FL_EDATA, "%s: a %s blob, not a dataset", r.name,
-		    h.kind);
-		goto out;
-	}
-	if ((xi = fl_header_find(&h, "x")) < 0) {
-		rc = fl_err(err, FL_EDATA, "%s: dataset has no tensor x", r.name);
-		goto out;
-	}
-	t = &h.t[xi];
-	numel = fl_tensor_numel(t);
-	if (t->ndim < 1 || t->shape[0] == 0) {
-		rc = fl_err(err, FL_EDATA, "%s: dataset has no examples", r.name);
-		goto out;
-	}
-	if (numel > SIZE_MAX / sizeof(float) / 2) {
-		rc = fl_err(err, FL_ELIMIT, "%s: x is too large", r.name);
-		goto out;
-	}
-	if (!(*x = malloc(numel * sizeof(float)))) {
-		rc = fl_err(err, FL_EFAIL, "out of memory");
-		goto out;
-	}
-	if ((rc = fl_reader_tensor_f32(&r, (size_t)xi, *x, err)) ||
-	    (rc = fl_reader_finish(&r, err))) {
-		free(*x);
-		*x = NULL;
-		goto out;
-	}
-	*n = t->shape[0];
-	*features = numel / *n;
-out:
-	fl_header_release(&h);
-	fl_reader_close(&r);
-	return rc;
+	*x = d.x;	/* taken over from d */
+	d.x = NULL;
+	*n = d.n;
+	*features = d.features;
+	fl_dataset_release(&d);
+	return FL_OK;
 }
