@@ -245,3 +245,98 @@ setup() {
 		done
 	done
 }
+
+# bigmodel FILE NUMEL SAMPLES SEED: "w" [NUMEL] (big enough to be mapped) and
+# "b" [3], values from SEED; written like mkblob.py, without numpy.
+bigmodel() {
+	python3 - "$FIXTURES" "$@" <<'PY'
+import array, struct, sys, zlib
+sys.path.insert(0, sys.argv[1])
+from mkblob import MAGIC, pack, pad
+path, n, samples, seed = sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
+w = array.array("f", [((i * 7919 + seed * 104729) % 2001 - 1000) / 1000.0 for i in range(n)])
+import os
+if os.environ.get("NAN_AT"):
+    w[int(os.environ["NAN_AT"])] = float("nan")
+b = array.array("f", [seed, -seed, 0.5])
+tens, data = [], []
+for name, a in (("w", w), ("b", b)):
+    raw = a.tobytes()
+    data.append(raw)
+    tens.append({"name": name, "dtype": "f32", "shape": [len(a)], "enc": "raw",
+                 "size": len(raw), "crc32": zlib.crc32(raw)})
+hdr = pack({"v": 1, "kind": "model", "meta": {"samples": samples, "round": 1},
+            "tensors": tens})
+out = MAGIC + struct.pack("<I", len(hdr)) + hdr
+with open(path, "wb") as f:
+    f.write(out + b"\0" * pad(len(out)))
+    for raw in data:
+        f.write(raw + b"\0" * pad(len(raw)))
+PY
+}
+# crcs FILE: the tensors' crc32s from the header (a digest of the values)
+crcs() {
+	python3 - "$FIXTURES" "$1" <<'PY'
+import struct, sys
+sys.path.insert(0, sys.argv[1])
+from mkblob import unpack
+b = open(sys.argv[2], "rb").read(1 << 16)
+h, _ = unpack(b, 12)
+print(" ".join("%s:%08x" % (t["name"], t["crc32"]) for t in h["tensors"]))
+PY
+}
+
+@test "fl-avg: big tensors: mapped files, a pipe and the generic kernels agree" {
+	bigmodel g1.blob 1100003 1 1
+	bigmodel g2.blob 1100003 3 2
+	bigmodel g3.blob 1100003 4 3
+	run -0 fl-avg -o f.blob g1.blob g2.blob g3.blob
+	run -0 crcs f.blob; want=$output
+	run -0 bash -c 'cat g1.blob g2.blob | fl-avg - g3.blob >p.blob'
+	run -0 crcs p.blob; assert_output "$want"
+	FL_AGG_GENERIC=1 run -0 fl-avg --threads 1 -o s.blob g1.blob g2.blob g3.blob
+	run -0 crcs s.blob; assert_output "$want"
+	# element 5 of w: (i 7919 + seed 104729) % 2001 - 1000, over 1000
+	run -0 bash -c "python3 '$FIXTURES/mkblob.py' --dump f.blob | python3 -c '
+import json, sys; t = json.loads(sys.stdin.readline())[\"tensors\"]
+print(\"%.6f %s\" % (t[\"w\"][5], t[\"b\"]))'"
+	assert_output "$(python3 -c '
+import array
+v = [array.array("f", [((5 * 7919 + s * 104729) % 2001 - 1000) / 1000.0])[0] for s in (1, 2, 3)]
+print("%.6f [2.375, -2.375, 0.5]" % ((v[0] + 3 * v[1] + 4 * v[2]) / 8))')"
+	run -0 fl-avg --method median -o m.blob g1.blob g2.blob g3.blob
+	FL_AGG_GENERIC=1 run -0 fl-avg --method median -o m2.blob g1.blob g2.blob g3.blob
+	run -0 crcs m.blob; want=$output
+	run -0 crcs m2.blob; assert_output "$want"
+}
+
+@test "fl-avg: a flipped byte in a big mapped tensor is caught; nothing is left" {
+	bigmodel g1.blob 1100003 1 1
+	bigmodel g2.blob 1100003 3 2
+	cp g2.blob bad.blob
+	flip_byte bad.blob 2000000
+	run -4 --separate-stderr fl-avg -o out.blob g1.blob bad.blob
+	stderr_has 'bad.blob: tensor w: crc mismatch'
+	[ ! -e out.blob ]
+	[ "$(ls | grep -c '^out')" = 0 ]
+	for m in median trimmed-mean; do
+		run -4 --separate-stderr fl-avg --method $m -o out.blob bad.blob g1.blob g2.blob
+		stderr_has 'bad.blob: tensor w: crc mismatch'
+		[ ! -e out.blob ]
+	done
+	# Standard output on a file: what was written of the blob is taken back.
+	echo old >so.blob
+	run -4 --separate-stderr bash -c 'fl-avg g1.blob bad.blob >so.blob'
+	stderr_has 'crc mismatch'
+	[ ! -s so.blob ]
+	# Through a pipe the input is spooled and still checked.
+	run -4 --separate-stderr bash -c 'cat bad.blob | fl-avg g1.blob - >so.blob'
+	stderr_has '<stdin>: tensor w: crc mismatch'
+	# A NaN in a big tensor is named with its element, whatever the rule.
+	NAN_AT=777777 bigmodel n.blob 1100003 2 2
+	for m in mean median; do
+		run -10 --separate-stderr fl-avg --method $m -o out.blob g1.blob n.blob
+		stderr_has 'n.blob: tensor w holds NaN at element 777777'
+		[ ! -e out.blob ]
+	done
+}
