@@ -232,6 +232,8 @@ do_train(const char *path, const char *outpath, struct fl_train_opts *o,
 	cpu = cpu_seconds();
 	rc = fl_fit(&net, &d, o, &res, err);
 	cpu = cpu_seconds() - cpu;
+	o->progress = NULL;	/* ps dies with this frame */
+	o->arg = NULL;
 	progress_done();
 	if (rc)
 		die(rc, "%s: %s", path, err);
