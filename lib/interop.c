@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -63,7 +64,8 @@ add_copy(struct fl_blobmem *b, const char *name, enum fl_dtype dt, int ndim,
 
 	if (fl_header_find(&b->h, name) >= 0)
 		return fl_err(err, FL_EBLOB, "tensor %s appears twice", name);
-	if (borrow) {
+	/* Borrow only aligned data: readers may take it as an array of dt. */
+	if (borrow && (uintptr_t)data % fl_dtype_size(dt) == 0) {
 		i = fl_blobmem_add_ref(b, name, dt, ndim, shape, data, lim, err);
 		return i < 0 ? -i : FL_OK;
 	}

@@ -196,6 +196,7 @@ test_corruption(void)
 		fl_writer_begin(&wr, fd, "t", &big, err);
 		fl_writer_abort(&wr);
 		close(fd);
+		free(b);
 		size_t m = slurp(path, &b);
 		(void)hb;
 		expect_error(b, m, FL_ELIMIT, "exceeds the limit", "1 TiB tensor");
@@ -203,6 +204,7 @@ test_corruption(void)
 	}
 	/* Unknown version. */
 	{
+		free(b);
 		size_t m = slurp(path, &b);
 		unsigned char *v = memmem(b, m, "\xa1v\x01", 3);
 		if (v)
@@ -212,6 +214,7 @@ test_corruption(void)
 		unsigned char evil[64] = "\x89" "FLB\r\n\x1a\n" "\x05\0\0\0" "\xdd\xff\xff\xff\xff";
 		expect_error(evil, 64, FL_EBLOB, "declares", "msgpack count bomb");
 	}
+	free(b);
 	free(good);
 }
 
