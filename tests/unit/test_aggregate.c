@@ -279,12 +279,82 @@ test_stream(void)
 	    "refused: %s", err);
 }
 
+/* The folded CRC against fl_crc32 at odd lengths, offsets and seeds. */
+static void
+test_crc(void)
+{
+	size_t n = (1 << 20) + 4099, bad = 0;
+	unsigned char *b = malloc(n);
+	uint32_t s = 12345;
+
+	for (size_t i = 0; i < n; i++)
+		b[i] = (unsigned char)((s = s * 1103515245 + 12345) >> 16);
+	static const size_t lens[] = { 0, 1, 255, 256, 511, 512, 513, 1000,
+	    4096, 65536 + 77, (1 << 20) + 1 };
+	for (size_t i = 0; i < sizeof(lens) / sizeof(lens[0]); i++)
+		for (size_t off = 0; off < 3; off++) {
+			uint32_t c0 = off == 2 ? 0xdeadbeef : 0;
+			if (fl_agg_crc32(c0, b + off, lens[i]) != fl_crc32(c0, b + off, lens[i]))
+				bad++;
+		}
+	CHECK(bad == 0, "folded crc32 matches fl_crc32 (%zu mismatches)", bad);
+	free(b);
+}
+
+/* Median and trimmed mean of n = 1..40 inputs (network, scalar tail and
+ * quickselect) against sorting each coordinate. */
+static void
+test_rules_wide(void)
+{
+	enum { K = 37, NMAX = 40 };
+	float *x[NMAX], out[K], ref[K], col[NMAX], scratch[NMAX + 1];
+	uint32_t s = 7;
+	int bad = 0;
+
+	for (int j = 0; j < NMAX; j++) {
+		x[j] = malloc(K * sizeof(float));
+		for (int i = 0; i < K; i++)
+			x[j][i] = (float)((int)((s = s * 1664525 + 1013904223) >> 20) % 41 - 20) / 4;
+	}
+	for (size_t n = 1; n <= NMAX; n++) {
+		size_t cut = fl_agg_trim_count(0.2, n);
+		for (int pass = 0; pass < 2; pass++) {
+			if (pass == 0)
+				fl_agg_median(out, x, n, K, scratch);
+			else
+				fl_agg_trimmed(out, x, n, K, cut, scratch);
+			for (int i = 0; i < K; i++) {
+				size_t lo = pass ? cut : (n - 1) / 2, hi = pass ? n - cut : n / 2 + 1;
+				double acc = 0;
+				for (size_t j = 0; j < n; j++)
+					col[j] = x[j][i];
+				for (size_t a = 1; a < n; a++)
+					for (size_t b = a; b > 0 && col[b - 1] > col[b]; b--) {
+						float t = col[b];
+						col[b] = col[b - 1];
+						col[b - 1] = t;
+					}
+				for (size_t j = lo; j < hi; j++)
+					acc += col[j];
+				ref[i] = (float)(acc / (double)(hi - lo));
+			}
+			bad += memcmp(out, ref, sizeof(out)) != 0;
+		}
+	}
+	CHECK(bad == 0, "median and trimmed mean of 1..40 inputs match a full "
+	    "sort (%d cases differ)", bad);
+	for (int j = 0; j < NMAX; j++)
+		free(x[j]);
+}
+
 int
 main(void)
 {
 	if (!mkdtemp(dir))
 		return 1;
 	test_rules();
+	test_crc();
+	test_rules_wide();
 	test_krum();
 	test_server();
 	test_clip_noise();
