@@ -37,13 +37,19 @@ run() {
 	sort -n "$D/$name.times" | awk -v n="$RUNS" 'NR == int((n + 1) / 2) { print $1, $2 }'
 }
 
-# Finer timing than /usr/bin/time's 10 ms: wall clock in python.
+# Finer timing than /usr/bin/time's 10 ms: wall clock in python. The last
+# run's output is removed before the clock starts: truncating it inside the
+# timed command would wait for its writeback to the disk, which belongs to
+# neither tool (both fl-avg and numpy get the same treatment).
 timeit() {
-	/usr/bin/python3 - "$RUNS" "$@" <<'PY'
-import subprocess, sys, time
-runs = int(sys.argv[1]); cmd = sys.argv[2:]
+	/usr/bin/python3 - "$RUNS" "$D" "$@" <<'PY'
+import os, subprocess, sys, time
+runs = int(sys.argv[1]); d = sys.argv[2]; cmd = sys.argv[3:]
 ts = []
 for _ in range(runs):
+    for f in ("out.blob", "out.npy"):
+        if os.path.exists(os.path.join(d, f)):
+            os.unlink(os.path.join(d, f))
     t = time.perf_counter(); subprocess.run(cmd, check=True); ts.append(time.perf_counter() - t)
 ts.sort(); print("%.3f" % ts[len(ts) // 2])
 PY
