@@ -62,5 +62,12 @@
 #define FL_ID_LEN 16
 #define FL_MAX_HOPS 8
 #define FL_DEFAULT_PORT 7450
+#define FL_TAG_MAX 64
+
+/* An object id: exactly FL_ID_LEN lowercase hex digits. */
+int fl_id_valid(const char *id);
+/* A tag (and a worker name): 1 to FL_TAG_MAX of [A-Za-z0-9._-], not
+ * starting with '.' or '-', so never a path. */
+int fl_tag_valid(const char *tag);
 
 #endif
