@@ -1,0 +1,776 @@
+/* store.c: a worker's objects on disk (see store.h). */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "store.h"
+
+struct entry {
+	char id[FL_ID_LEN + 1];
+	char *kind;
+	uint64_t bytes;
+	double stored;		/* when it was stored (the file's mtime) */
+	uint64_t seq;		/* order of storing, for equal times */
+	double created;		/* meta created, else stored */
+	struct fl_val summary;	/* a few meta keys */
+};
+
+struct tag {
+	char name[FL_TAG_MAX + 1];
+	char id[FL_ID_LEN + 1];
+};
+
+struct fl_store {
+	pthread_mutex_t mu;
+	char *dir, *objdir, *tmpdir, *tagpath;
+	int objfd;		/* objects/, to fsync after a rename */
+	uint64_t max_bytes, used, seq;
+	struct entry *e;
+	size_t n, cap;
+	struct tag *tags;
+	size_t ntags, tagcap;
+};
+
+static const char *const summary_keys[] = {
+	"round", "samples", "client", "model_id", "training_id", "parent_id",
+	"metrics", "created", "worker", "id", NULL
+};
+
+static char *
+join(const char *a, const char *b)
+{
+	size_t n = strlen(a) + strlen(b) + 2;
+	char *p = malloc(n);
+
+	if (p)
+		snprintf(p, n, "%s/%s", a, b);
+	return p;
+}
+
+static int
+mkdirs(const char *path, char *err)
+{
+	char *p = strdup(path), *s;
+
+	if (!p)
+		return fl_err(err, FL_EFAIL, "out of memory");
+	for (s = p + 1; ; s++) {
+		if (*s == '/' || !*s) {
+			char c = *s;
+			*s = 0;
+			if (mkdir(p, 0700) && errno != EEXIST) {
+				fl_errno(err, FL_EIO, "%s: cannot create", p);
+				free(p);
+				return FL_EIO;
+			}
+			*s = c;
+			if (!c)
+				break;
+		}
+	}
+	free(p);
+	return FL_OK;
+}
+
+static void
+entry_release(struct entry *e)
+{
+	free(e->kind);
+	fl_val_release(&e->summary);
+}
+
+/* Read an object's header into a fresh index entry. */
+static int
+entry_load(struct entry *e, const char *path, const char *id, char *err)
+{
+	struct fl_reader r;
+	struct fl_header h;
+	struct stat st;
+	const struct fl_val *v;
+	double d;
+	int rc;
+
+	memset(e, 0, sizeof(*e));
+	if ((rc = fl_reader_open(&r, path, err)))
+		return rc;
+	if (fstat(r.fd, &st)) {
+		fl_reader_close(&r);
+		return fl_errno(err, FL_EIO, "%s", path);
+	}
+	if ((rc = fl_reader_next(&r, &h, err))) {
+		fl_reader_close(&r);
+		return rc == FL_EOF ? fl_err(err, FL_EBLOB, "%s: empty", path) : rc;
+	}
+	snprintf(e->id, sizeof(e->id), "%s", id);
+	e->kind = strdup(h.kind);
+	e->bytes = (uint64_t)st.st_size;
+	e->stored = (double)st.st_mtim.tv_sec + st.st_mtim.tv_nsec / 1e9;
+	e->created = e->stored;
+	if ((v = fl_map_get(&h.meta, "created")) && !fl_val_get_double(v, &d))
+		e->created = d;
+	fl_val_map(&e->summary);
+	for (int i = 0; summary_keys[i]; i++) {
+		struct fl_val c;
+		if (!(v = fl_map_get(&h.meta, summary_keys[i])))
+			continue;
+		if (fl_val_copy(&c, v) == FL_OK && fl_map_set(&e->summary, summary_keys[i], &c))
+			fl_val_release(&c);
+	}
+	fl_header_release(&h);
+	fl_reader_close(&r);
+	if (!e->kind) {
+		fl_val_release(&e->summary);
+		return fl_err(err, FL_EFAIL, "out of memory");
+	}
+	return FL_OK;
+}
+
+static int
+index_add(struct fl_store *s, struct entry *e)
+{
+	if (s->n == s->cap) {
+		size_t cap = s->cap ? 2 * s->cap : 64;
+		struct entry *p = realloc(s->e, cap * sizeof(*p));
+		if (!p)
+			return FL_EFAIL;
+		s->e = p;
+		s->cap = cap;
+	}
+	e->seq = s->seq++;
+	s->e[s->n++] = *e;
+	s->used += e->bytes;
+	return FL_OK;
+}
+
+static struct entry *
+index_find(struct fl_store *s, const char *id)
+{
+	for (size_t i = 0; i < s->n; i++)
+		if (!strcmp(s->e[i].id, id))
+			return &s->e[i];
+	return NULL;
+}
+
+static int
+newer(const struct entry *a, const struct entry *b)
+{
+	if (a->stored != b->stored)
+		return a->stored > b->stored;
+	return a->seq > b->seq;
+}
+
+static int
+by_age(const void *pa, const void *pb)
+{
+	const struct entry *a = pa, *b = pb;
+
+	return newer(a, b) ? -1 : newer(b, a) ? 1 : 0;
+}
+
+/* Rewrite the tags file; called with the lock held. */
+static int
+tags_save(struct fl_store *s, char *err)
+{
+	struct fl_atomic a;
+	struct fl_buf b;
+	int rc;
+
+	fl_buf_init(&b, 0);
+	for (size_t i = 0; i < s->ntags; i++)
+		if (fl_buf_printf(&b, "%s %s\n", s->tags[i].name, s->tags[i].id)) {
+			fl_buf_release(&b);
+			return fl_err(err, FL_EFAIL, "out of memory");
+		}
+	if ((rc = fl_atomic_open(&a, s->tagpath, err))) {
+		fl_buf_release(&b);
+		return rc;
+	}
+	if (fl_write_full(a.fd, b.data, b.len)) {
+		fl_errno(err, FL_EIO, "%s", s->tagpath);
+		fl_atomic_abort(&a);
+		fl_buf_release(&b);
+		return FL_EIO;
+	}
+	fl_buf_release(&b);
+	return fl_atomic_commit(&a, err);
+}
+
+static int
+tags_set(struct fl_store *s, const char *tag, const char *id)
+{
+	for (size_t i = 0; i < s->ntags; i++)
+		if (!strcmp(s->tags[i].name, tag)) {
+			snprintf(s->tags[i].id, sizeof(s->tags[i].id), "%s", id);
+			return FL_OK;
+		}
+	if (s->ntags == s->tagcap) {
+		size_t cap = s->tagcap ? 2 * s->tagcap : 16;
+		struct tag *p = realloc(s->tags, cap * sizeof(*p));
+		if (!p)
+			return FL_EFAIL;
+		s->tags = p;
+		s->tagcap = cap;
+	}
+	snprintf(s->tags[s->ntags].name, sizeof(s->tags[0].name), "%s", tag);
+	snprintf(s->tags[s->ntags].id, sizeof(s->tags[0].id), "%s", id);
+	s->ntags++;
+	return FL_OK;
+}
+
+static void
+tags_load(struct fl_store *s)
+{
+	FILE *f = fopen(s->tagpath, "r");
+	char line[256], tag[FL_TAG_MAX + 2], id[FL_ID_LEN + 2];
+
+	if (!f)
+		return;
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "%65s %17s", tag, id) == 2 && fl_tag_valid(tag) &&
+		    fl_id_valid(id) && index_find(s, id))
+			tags_set(s, tag, id);
+	fclose(f);
+}
+
+static void
+clean_tmp(const char *tmpdir)
+{
+	DIR *d = opendir(tmpdir);
+	struct dirent *de;
+	int dfd;
+
+	if (!d)
+		return;
+	dfd = dirfd(d);
+	while ((de = readdir(d)))
+		if (de->d_name[0] != '.')
+			unlinkat(dfd, de->d_name, 0);
+	closedir(d);
+}
+
+int
+fl_store_open(struct fl_store **out, const char *dir, uint64_t max_bytes,
+    char *err)
+{
+	struct fl_store *s;
+	DIR *d;
+	struct dirent *de;
+	int rc;
+
+	*out = NULL;
+	if (!(s = calloc(1, sizeof(*s))))
+		return fl_err(err, FL_EFAIL, "out of memory");
+	pthread_mutex_init(&s->mu, NULL);
+	s->objfd = -1;
+	s->max_bytes = max_bytes;
+	s->dir = strdup(dir);
+	s->objdir = join(dir, "objects");
+	s->tmpdir = join(dir, "tmp");
+	s->tagpath = join(dir, "tags");
+	if (!s->dir || !s->objdir || !s->tmpdir || !s->tagpath) {
+		fl_store_free(s);
+		return fl_err(err, FL_EFAIL, "out of memory");
+	}
+	if ((rc = mkdirs(s->objdir, err)) || (rc = mkdirs(s->tmpdir, err))) {
+		fl_store_free(s);
+		return rc;
+	}
+	clean_tmp(s->tmpdir);
+	if ((s->objfd = open(s->objdir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0 ||
+	    !(d = opendir(s->objdir))) {
+		fl_errno(err, FL_EIO, "%s", s->objdir);
+		fl_store_free(s);
+		return FL_EIO;
+	}
+	while ((de = readdir(d))) {
+		struct entry e;
+		char *p, e2[FL_ERRLEN];
+		if (!fl_id_valid(de->d_name))
+			continue;
+		if (!(p = join(s->objdir, de->d_name)))
+			continue;
+		/* An object that no longer reads is left alone, not served. */
+		if (entry_load(&e, p, de->d_name, e2) == FL_OK && index_add(s, &e))
+			entry_release(&e);
+		free(p);
+	}
+	closedir(d);
+	tags_load(s);
+	*out = s;
+	return FL_OK;
+}
+
+void
+fl_store_free(struct fl_store *s)
+{
+	if (!s)
+		return;
+	for (size_t i = 0; i < s->n; i++)
+		entry_release(&s->e[i]);
+	free(s->e);
+	free(s->tags);
+	if (s->objfd >= 0)
+		close(s->objfd);
+	free(s->dir);
+	free(s->objdir);
+	free(s->tmpdir);
+	free(s->tagpath);
+	pthread_mutex_destroy(&s->mu);
+	free(s);
+}
+
+const char *
+fl_store_dir(const struct fl_store *s)
+{
+	return s->dir;
+}
+
+void
+fl_store_usage(struct fl_store *s, uint64_t *objects, uint64_t *bytes)
+{
+	pthread_mutex_lock(&s->mu);
+	*objects = s->n;
+	*bytes = s->used;
+	pthread_mutex_unlock(&s->mu);
+}
+
+static int
+room_locked(struct fl_store *s, uint64_t n, char *err)
+{
+	if (s->max_bytes && (n > s->max_bytes || s->used > s->max_bytes - n))
+		return fl_err(err, FL_ELIMIT, "store full: %llu of %llu bytes used, "
+		    "%llu more asked", (unsigned long long)s->used,
+		    (unsigned long long)s->max_bytes, (unsigned long long)n);
+	return FL_OK;
+}
+
+int
+fl_store_room(struct fl_store *s, uint64_t n, char *err)
+{
+	int rc;
+
+	pthread_mutex_lock(&s->mu);
+	rc = room_locked(s, n, err);
+	pthread_mutex_unlock(&s->mu);
+	return rc;
+}
+
+int
+fl_store_begin(struct fl_store *s, struct fl_upload *u, char *err)
+{
+	u->bytes = 0;
+	if (!(u->tmp = join(s->tmpdir, "up.XXXXXX")))
+		return fl_err(err, FL_EFAIL, "out of memory");
+	if ((u->fd = mkostemp(u->tmp, O_CLOEXEC)) < 0) {
+		fl_errno(err, FL_EIO, "%s", s->tmpdir);
+		free(u->tmp);
+		u->tmp = NULL;
+		return FL_EIO;
+	}
+	return FL_OK;
+}
+
+int
+fl_store_write(struct fl_upload *u, const void *p, size_t n, char *err)
+{
+	if (fl_write_full(u->fd, p, n))
+		return fl_errno(err, FL_EIO, "%s", u->tmp);
+	u->bytes += n;
+	return FL_OK;
+}
+
+void
+fl_store_abort(struct fl_upload *u)
+{
+	if (u->fd >= 0)
+		close(u->fd);
+	u->fd = -1;
+	if (u->tmp)
+		unlink(u->tmp);
+	free(u->tmp);
+	u->tmp = NULL;
+}
+
+/* Exactly one blob, every byte checked. */
+static int
+validate(const char *path, uint64_t bytes, const struct fl_limits *lim, char *err)
+{
+	struct fl_reader r;
+	struct fl_header h;
+	int rc;
+
+	if ((rc = fl_reader_open(&r, path, err)))
+		return rc;
+	r.lim = *lim;
+	free(r.name);
+	r.name = strdup("upload");
+	if ((rc = fl_reader_next(&r, &h, err))) {
+		fl_reader_close(&r);
+		return rc == FL_EOF ? fl_err(err, FL_EBLOB, "empty body: expected a blob") : rc;
+	}
+	rc = fl_reader_finish(&r, err);
+	if (rc == FL_OK && h.total != bytes)
+		rc = fl_err(err, FL_EBLOB, "%llu bytes after the blob: send one blob per request",
+		    (unsigned long long)(bytes - h.total));
+	if (rc == FL_OK && (!h.kind[0] || strlen(h.kind) > 64))
+		rc = fl_err(err, FL_EBLOB, "blob kind must be 1 to 64 bytes");
+	fl_header_release(&h);
+	fl_reader_close(&r);
+	return rc;
+}
+
+static void
+new_id(char *id)
+{
+	unsigned char b[FL_ID_LEN / 2];
+	size_t got = 0;
+
+	while (got < sizeof(b)) {
+		ssize_t r = getrandom(b + got, sizeof(b) - got, 0);
+		if (r < 0 && errno != EINTR) {
+			char u[37];
+			fl_uuid(u);	/* has its own fallback */
+			for (size_t i = 0; i < sizeof(b); i++)
+				b[i] = (unsigned char)(u[i] * 31 + u[i + 19]);
+			break;
+		}
+		if (r > 0)
+			got += (size_t)r;
+	}
+	for (size_t i = 0; i < sizeof(b); i++)
+		snprintf(id + 2 * i, 3, "%02x", b[i]);
+}
+
+int
+fl_store_commit(struct fl_store *s, struct fl_upload *u,
+    const struct fl_limits *lim, const char *tag, char *id, struct fl_val *info,
+    char *err)
+{
+	struct entry e;
+	char *path = NULL;
+	int rc, tries;
+
+	if (info)
+		fl_val_nil(info);
+	if ((rc = validate(u->tmp, u->bytes, lim, err)))
+		goto fail;
+	if ((rc = fl_store_room(s, u->bytes, err)))
+		goto fail;
+	if (fsync(u->fd)) {
+		rc = fl_errno(err, FL_EIO, "%s: fsync", u->tmp);
+		goto fail;
+	}
+	for (tries = 0; ; tries++) {
+		new_id(id);
+		free(path);
+		if (!(path = join(s->objdir, id))) {
+			rc = fl_err(err, FL_EFAIL, "out of memory");
+			goto fail;
+		}
+		if (renameat2(AT_FDCWD, u->tmp, AT_FDCWD, path, RENAME_NOREPLACE) == 0)
+			break;
+		if (errno != EEXIST || tries > 8) {
+			rc = fl_errno(err, FL_EIO, "%s", path);
+			goto fail;
+		}
+	}
+	fsync(s->objfd);
+	close(u->fd);
+	u->fd = -1;
+	free(u->tmp);
+	u->tmp = NULL;
+	if ((rc = entry_load(&e, path, id, err))) {
+		unlink(path);
+		free(path);
+		return rc;
+	}
+	free(path);
+	if (info) {
+		fl_val_map(info);
+		fl_map_set_str(info, "id", id);
+		fl_map_set_str(info, "kind", e.kind);
+		fl_map_set_uint(info, "bytes", e.bytes);
+	}
+	pthread_mutex_lock(&s->mu);
+	if (index_add(s, &e)) {
+		pthread_mutex_unlock(&s->mu);
+		entry_release(&e);
+		return fl_err(err, FL_EFAIL, "out of memory");
+	}
+	if (tag && (tags_set(s, tag, id) || tags_save(s, err)))
+		rc = FL_EIO;
+	pthread_mutex_unlock(&s->mu);
+	return rc;
+fail:
+	free(path);
+	fl_store_abort(u);
+	return rc;
+}
+
+char *
+fl_store_path(struct fl_store *s, const char *id)
+{
+	return fl_id_valid(id) ? join(s->objdir, id) : NULL;
+}
+
+int
+fl_store_open_object(struct fl_store *s, const char *id, int *fd,
+    uint64_t *size, char *err)
+{
+	struct stat st;
+	char *p;
+
+	*fd = -1;
+	if (!fl_id_valid(id))
+		return fl_err(err, FL_EUSAGE, "bad object id");
+	if (!(p = join(s->objdir, id)))
+		return fl_err(err, FL_EFAIL, "out of memory");
+	*fd = open(p, O_RDONLY | O_CLOEXEC);
+	free(p);
+	if (*fd < 0)
+		return errno == ENOENT ? fl_err(err, FL_ENOTFOUND, "%s: no such object", id) :
+		    fl_errno(err, FL_EIO, "%s", id);
+	if (fstat(*fd, &st)) {
+		close(*fd);
+		*fd = -1;
+		return fl_errno(err, FL_EIO, "%s", id);
+	}
+	*size = (uint64_t)st.st_size;
+	return FL_OK;
+}
+
+int
+fl_store_delete(struct fl_store *s, const char *id, char *kind, size_t kindlen,
+    char *err)
+{
+	struct entry *e;
+	char *p;
+	size_t i, j;
+	int rc = FL_OK, dirty = 0;
+
+	if (!fl_id_valid(id))
+		return fl_err(err, FL_EUSAGE, "bad object id");
+	if (!(p = join(s->objdir, id)))
+		return fl_err(err, FL_EFAIL, "out of memory");
+	pthread_mutex_lock(&s->mu);
+	if (!(e = index_find(s, id))) {
+		pthread_mutex_unlock(&s->mu);
+		free(p);
+		return fl_err(err, FL_ENOTFOUND, "%s: no such object", id);
+	}
+	if (unlink(p) && errno != ENOENT) {
+		rc = fl_errno(err, FL_EIO, "%s", id);
+		pthread_mutex_unlock(&s->mu);
+		free(p);
+		return rc;
+	}
+	free(p);
+	fsync(s->objfd);
+	if (kind)
+		snprintf(kind, kindlen, "%s", e->kind);
+	s->used -= e->bytes;
+	entry_release(e);
+	*e = s->e[--s->n];
+	for (i = j = 0; i < s->ntags; i++) {
+		if (!strcmp(s->tags[i].id, id)) {
+			dirty = 1;
+			continue;
+		}
+		s->tags[j++] = s->tags[i];
+	}
+	s->ntags = j;
+	if (dirty)
+		rc = tags_save(s, err);
+	pthread_mutex_unlock(&s->mu);
+	return rc;
+}
+
+int
+fl_store_tag(struct fl_store *s, const char *id, const char *tag, char *err)
+{
+	int rc;
+
+	if (!fl_id_valid(id))
+		return fl_err(err, FL_EUSAGE, "bad object id");
+	if (!fl_tag_valid(tag))
+		return fl_err(err, FL_EUSAGE, "bad tag: use letters, digits, '.', '_', '-'");
+	pthread_mutex_lock(&s->mu);
+	if (!index_find(s, id))
+		rc = fl_err(err, FL_ENOTFOUND, "%s: no such object", id);
+	else if (tags_set(s, tag, id))
+		rc = fl_err(err, FL_EFAIL, "out of memory");
+	else
+		rc = tags_save(s, err);
+	pthread_mutex_unlock(&s->mu);
+	return rc;
+}
+
+int
+fl_store_lookup_tag(struct fl_store *s, const char *tag, char *id, char *err)
+{
+	int rc = fl_err(err, FL_ENOTFOUND, "tag %s: no such tag", tag);
+
+	pthread_mutex_lock(&s->mu);
+	for (size_t i = 0; i < s->ntags; i++)
+		if (!strcmp(s->tags[i].name, tag)) {
+			memcpy(id, s->tags[i].id, FL_ID_LEN + 1);
+			rc = FL_OK;
+			break;
+		}
+	pthread_mutex_unlock(&s->mu);
+	return rc;
+}
+
+int
+fl_store_latest(struct fl_store *s, const char *kind, char *id, char *err)
+{
+	struct entry *best = NULL;
+	int rc;
+
+	pthread_mutex_lock(&s->mu);
+	for (size_t i = 0; i < s->n; i++)
+		if ((!kind || !strcmp(s->e[i].kind, kind)) && (!best || newer(&s->e[i], best)))
+			best = &s->e[i];
+	if (best) {
+		memcpy(id, best->id, FL_ID_LEN + 1);
+		rc = FL_OK;
+	} else {
+		rc = fl_err(err, FL_ENOTFOUND, "no %s%sobject", kind ? kind : "", kind ? " " : "");
+	}
+	pthread_mutex_unlock(&s->mu);
+	return rc;
+}
+
+int
+fl_store_kind(struct fl_store *s, const char *id, char *kind, size_t kindlen)
+{
+	struct entry *e;
+	int rc = FL_ENOTFOUND;
+
+	pthread_mutex_lock(&s->mu);
+	if ((e = index_find(s, id))) {
+		snprintf(kind, kindlen, "%s", e->kind);
+		rc = FL_OK;
+	}
+	pthread_mutex_unlock(&s->mu);
+	return rc;
+}
+
+int
+fl_store_list(struct fl_store *s, struct fl_val *v, char *err)
+{
+	struct fl_val arr, o, tags, c;
+	struct entry *snap;
+	size_t n;
+	int rc = FL_OK;
+
+	fl_val_map(v);
+	fl_val_array(&arr);
+	pthread_mutex_lock(&s->mu);
+	n = s->n;
+	if (!(snap = malloc((n ? n : 1) * sizeof(*snap)))) {
+		pthread_mutex_unlock(&s->mu);
+		fl_val_release(&arr);
+		return fl_err(err, FL_EFAIL, "out of memory");
+	}
+	memcpy(snap, s->e, n * sizeof(*snap));
+	qsort(snap, n, sizeof(*snap), by_age);
+	for (size_t i = 0; i < n && rc == FL_OK; i++) {
+		fl_val_map(&o);
+		fl_map_set_str(&o, "id", snap[i].id);
+		fl_map_set_str(&o, "kind", snap[i].kind);
+		fl_map_set_uint(&o, "bytes", snap[i].bytes);
+		fl_val_array(&tags);
+		for (size_t t = 0; t < s->ntags; t++) {
+			struct fl_val ts;
+			if (strcmp(s->tags[t].id, snap[i].id))
+				continue;
+			if (fl_val_str(&ts, s->tags[t].name) == FL_OK)
+				fl_array_push(&tags, &ts);
+		}
+		fl_map_set(&o, "tags", &tags);
+		fl_map_set_float(&o, "created", snap[i].created);
+		if (fl_val_copy(&c, &snap[i].summary) == FL_OK)
+			fl_map_set(&o, "meta", &c);
+		if (fl_array_push(&arr, &o)) {
+			fl_val_release(&o);
+			rc = fl_err(err, FL_EFAIL, "out of memory");
+		}
+	}
+	pthread_mutex_unlock(&s->mu);
+	free(snap);
+	if (fl_map_set(v, "objects", &arr)) {
+		fl_val_release(&arr);
+		rc = fl_err(err, FL_EFAIL, "out of memory");
+	}
+	return rc;
+}
+
+int
+fl_header_to_val(const struct fl_header *h, struct fl_val *v)
+{
+	struct fl_val meta, ts, t, shape, d;
+
+	fl_val_map(v);
+	fl_map_set_str(v, "kind", h->kind);
+	if (fl_val_copy(&meta, &h->meta) == FL_OK)
+		fl_map_set(v, "meta", &meta);
+	fl_val_array(&ts);
+	for (size_t i = 0; i < h->ntensors; i++) {
+		const struct fl_tensor *x = &h->t[i];
+		fl_val_map(&t);
+		fl_map_set_str(&t, "name", x->name);
+		fl_map_set_str(&t, "dtype", fl_dtype_name(x->dtype));
+		fl_val_array(&shape);
+		for (int k = 0; k < x->ndim; k++) {
+			fl_val_uint(&d, x->shape[k]);
+			fl_array_push(&shape, &d);
+		}
+		fl_map_set(&t, "shape", &shape);
+		fl_map_set_str(&t, "enc", x->enc == FL_ZLIB ? "zlib" : "raw");
+		fl_map_set_uint(&t, "size", x->size);
+		fl_map_set_uint(&t, "crc32", x->crc);
+		fl_array_push(&ts, &t);
+	}
+	fl_map_set(v, "tensors", &ts);
+	fl_map_set_uint(v, "bytes", h->total);
+	return FL_OK;
+}
+
+int
+fl_store_header(struct fl_store *s, const char *id, struct fl_val *v, char *err)
+{
+	struct fl_reader r;
+	struct fl_header h;
+	char *p;
+	int rc;
+
+	fl_val_nil(v);
+	if (!fl_id_valid(id))
+		return fl_err(err, FL_EUSAGE, "bad object id");
+	if (!(p = join(s->objdir, id)))
+		return fl_err(err, FL_EFAIL, "out of memory");
+	if (access(p, F_OK)) {
+		free(p);
+		return fl_err(err, FL_ENOTFOUND, "%s: no such object", id);
+	}
+	rc = fl_reader_open(&r, p, err);
+	free(p);
+	if (rc)
+		return rc;
+	if ((rc = fl_reader_next(&r, &h, err)) == FL_OK) {
+		fl_header_to_val(&h, v);
+		fl_header_release(&h);
+	} else if (rc == FL_EOF) {
+		rc = fl_err(err, FL_EBLOB, "%s: empty", id);
+	}
+	fl_reader_close(&r);
+	return rc;
+}

@@ -1,0 +1,79 @@
+/* store.h: a worker's objects on disk: blobs written to a temp file,
+ * validated, fsynced and renamed into place; tags; an index in memory. */
+#ifndef FL_STORE_H
+#define FL_STORE_H
+
+#include <stdint.h>
+
+#include "blob.h"
+#include "proto.h"
+#include "util.h"
+#include "value.h"
+
+
+/*
+ * Layout under the store directory:
+ *   objects/ID   one blob per file, ID FL_ID_LEN lowercase hex digits
+ *   tmp/         uploads under way (removed when the store opens)
+ *   tags         "TAG ID" lines, replaced atomically
+ * Every call is safe from several threads at once.
+ */
+struct fl_store;
+
+/* Create dir (and its parents) when missing; index what it holds. max_bytes
+ * bounds the objects' total (0: no bound). *out is the caller's (free). */
+int fl_store_open(struct fl_store **out, const char *dir, uint64_t max_bytes,
+    char *err);
+void fl_store_free(struct fl_store *s);
+const char *fl_store_dir(const struct fl_store *s);
+void fl_store_usage(struct fl_store *s, uint64_t *objects, uint64_t *bytes);
+/* FL_ELIMIT when n more bytes would pass --max-store-bytes. */
+int fl_store_room(struct fl_store *s, uint64_t n, char *err);
+
+/* An upload: bytes written to a temp file, then committed or aborted. */
+struct fl_upload {
+	int fd;
+	char *tmp;		/* the temp file's path */
+	uint64_t bytes;
+};
+
+int fl_store_begin(struct fl_store *s, struct fl_upload *u, char *err);
+int fl_store_write(struct fl_upload *u, const void *p, size_t n, char *err);
+/*
+ * Validate every byte of the upload as exactly one blob within lim (magic,
+ * header, crc, padding), fsync it, rename it into objects/, fsync the
+ * directory and index it (tagged tag when not NULL). Fills id (FL_ID_LEN + 1
+ * bytes) and, when info is not NULL, {"id", "kind", "bytes"}. The upload
+ * is finished either way: FL_EBLOB (corrupt), FL_ELIMIT (too large or the
+ * store is full), FL_EIO.
+ */
+int fl_store_commit(struct fl_store *s, struct fl_upload *u,
+    const struct fl_limits *lim, const char *tag, char *id, struct fl_val *info,
+    char *err);
+void fl_store_abort(struct fl_upload *u);
+
+/* Open an object read-only; FL_ENOTFOUND when there is none. */
+int fl_store_open_object(struct fl_store *s, const char *id, int *fd,
+    uint64_t *size, char *err);
+/* The object's path (malloc'd, the caller frees) or NULL. */
+char *fl_store_path(struct fl_store *s, const char *id);
+int fl_store_delete(struct fl_store *s, const char *id, char *kind, size_t kindlen,
+    char *err);
+/* Point tag at id (taking it off any other object). */
+int fl_store_tag(struct fl_store *s, const char *id, const char *tag, char *err);
+/* id of what tag names, or of the newest object of kind (NULL: any). */
+int fl_store_lookup_tag(struct fl_store *s, const char *tag, char *id, char *err);
+int fl_store_latest(struct fl_store *s, const char *kind, char *id, char *err);
+/* kind of an object (FL_ENOTFOUND). */
+int fl_store_kind(struct fl_store *s, const char *id, char *kind, size_t kindlen);
+
+/* {"objects": [{"id", "kind", "bytes", "tags", "created", "meta"}]}, newest
+ * first; v is initialised here. */
+int fl_store_list(struct fl_store *s, struct fl_val *v, char *err);
+/* An object's header as a map {"kind", "meta", "tensors": [...]}. */
+int fl_store_header(struct fl_store *s, const char *id, struct fl_val *v,
+    char *err);
+/* A blob header as such a map (v initialised here). */
+int fl_header_to_val(const struct fl_header *h, struct fl_val *v);
+
+#endif
