@@ -1336,6 +1336,7 @@ state_open(struct fl_agg *a, struct fl_reader *r, struct fl_header *sh,
 		return FL_OK;
 	if ((rc = fl_reader_open(r, a->o.state, err)))
 		return rc == FL_ENOTFOUND ? FL_OK : rc;
+	fl_header_release(sh);	/* fl_reader_next fills it afresh */
 	if ((rc = fl_reader_next(r, sh, err))) {
 		fl_reader_close(r);
 		return rc == FL_EOF ? fl_err(err, FL_EBLOB, "%s: empty file", a->o.state) : rc;
@@ -1502,6 +1503,7 @@ build_meta(struct fl_agg *a, struct fl_val *meta, size_t nused)
 	}
 	fl_map_del(meta, "client");
 	fl_map_del(meta, "metrics");
+	fl_map_del(meta, "fit");	/* one client's training options */
 	fl_map_del(meta, "model_id");
 	fl_map_del(meta, "parent_id");
 	fl_map_del(meta, "samples");
