@@ -246,6 +246,10 @@ decode_tensor(struct fl_tensor *t, const struct fl_val *m, size_t idx,
 		return fl_err(err, FL_EBLOB, "tensor %s: compressed size %llu is "
 		    "more than deflate can produce from %llu bytes", t->name,
 		    (unsigned long long)t->size, (unsigned long long)nbytes);
+	if (t->enc == FL_ZLIB && nbytes / FL_DEFLATE_MAX_RATIO > t->size)
+		return fl_err(err, FL_EBLOB, "tensor %s: compressed size %llu is "
+		    "too small to inflate to %llu bytes", t->name,
+		    (unsigned long long)t->size, (unsigned long long)nbytes);
 	v = fl_map_get(m, "crc32");
 	if (fl_val_get_u64(v, &u) || u > 0xffffffffULL)
 		return fl_err(err, FL_EBLOB, "tensor %s: missing crc32", t->name);

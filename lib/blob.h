@@ -14,6 +14,9 @@
 #define FL_ALIGN 64
 #define FL_MAX_DIMS 8
 #define FL_MAX_NAME 1024
+/* Deflate turns a byte into at most this many (a 258-byte match in two
+ * bits), so a compressed size bounds the decoded size it may declare. */
+#define FL_DEFLATE_MAX_RATIO 1032
 
 enum fl_dtype {
 	FL_F32, FL_F64, FL_F16, FL_BF16, FL_I8, FL_U8, FL_I32, FL_I64,

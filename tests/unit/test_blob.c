@@ -202,6 +202,41 @@ test_corruption(void)
 		expect_error(b, m, FL_ELIMIT, "exceeds the limit", "1 TiB tensor");
 		fl_header_release(&big);
 	}
+	/* A zlib tensor of 64 bytes declaring 1 MiB (found by fuzz_blob: the
+	 * reader allocated the declared size before inflating). */
+	{
+		struct fl_header z;
+		struct fl_limits lim;
+		struct fl_buf hb;
+		struct fl_val top, ts, t, sh, u;
+		char e[FL_ERRLEN] = "";
+		int rc;
+
+		fl_val_map(&top);
+		fl_map_set_uint(&top, "v", 1);
+		fl_map_set_str(&top, "kind", "model");
+		fl_val_map(&t);
+		fl_map_set_str(&t, "name", "w");
+		fl_map_set_str(&t, "dtype", "u8");
+		fl_val_array(&sh);
+		fl_val_uint(&u, 1 << 20);
+		fl_array_push(&sh, &u);
+		fl_map_set(&t, "shape", &sh);
+		fl_map_set_str(&t, "enc", "zlib");
+		fl_map_set_uint(&t, "size", 64);
+		fl_map_set_uint(&t, "crc32", 0);
+		fl_val_array(&ts);
+		fl_array_push(&ts, &t);
+		fl_map_set(&top, "tensors", &ts);
+		fl_buf_init(&hb, 0);
+		fl_val_encode(&hb, &top);
+		fl_limits_default(&lim);
+		rc = fl_header_decode(&z, hb.data, hb.len, &lim, e);
+		CHECK(rc == FL_EBLOB && strstr(e, "too small to inflate"),
+		    "zlib tensor declaring 16384 times its size: %s", e);
+		fl_buf_release(&hb);
+		fl_val_release(&top);
+	}
 	/* Unknown version. */
 	{
 		free(b);
