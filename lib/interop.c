@@ -931,6 +931,12 @@ npz_parse(struct fl_blobmem *b, const unsigned char *buf, size_t len,
 			    "disagrees with its stored size");
 			goto out;
 		}
+		if (method == 8 && usize / FL_DEFLATE_MAX_RATIO > csize) {
+			rc = fl_err(err, FL_EBLOB, "%s: %s: %llu deflated bytes cannot "
+			    "inflate to %llu", name, tname, (unsigned long long)csize,
+			    (unsigned long long)usize);
+			goto out;
+		}
 		if (method == 8) {
 			free(tmp);
 			if (!(tmp = malloc(usize ? (size_t)usize : 1))) {

@@ -441,6 +441,13 @@ test_npz_bad(void)
 	memcpy(c, g, n);
 	c[100] ^= 0x55;
 	CHECK(npz(c, n) == FL_EBLOB, "npz: corrupt deflate data: %s", err);
+	/* Found by fuzz_npz: a small deflated entry declaring 2 GiB was
+	 * allocated before inflating failed. */
+	memcpy(c, g, n);
+	p = find(c, n, "PK\x01\x02");
+	memcpy(p + 24, "\0\0\0\x7f", 4);	/* uncompressed size */
+	CHECK(npz(c, n) == FL_EBLOB && strstr(err, "cannot inflate"),
+	    "npz: deflated entry declaring 2 GiB: %s", err);
 	free(g);
 	free(c);
 }
