@@ -26,10 +26,10 @@ fl_blobmem_init(struct fl_blobmem *b, const char *kind)
 void
 fl_blobmem_release(struct fl_blobmem *b)
 {
-	const unsigned char *lo = b->map, *hi = lo + b->maplen;
+	const unsigned char *lo = b->map;
 
 	for (size_t i = 0; b->data && i < b->h.ntensors; i++)
-		if (!(b->map && b->data[i] >= lo && b->data[i] < hi))
+		if (!(lo && b->data[i] >= lo && b->data[i] < lo + b->maplen))
 			free(b->data[i]);
 	free(b->data);
 	b->data = NULL;
@@ -103,6 +103,8 @@ fl_blobmem_read(struct fl_blobmem *b, struct fl_reader *r,
 	int rc;
 
 	b->data = NULL;
+	b->map = NULL;
+	b->maplen = 0;
 	if (fl_header_copy(&b->h, h))
 		return fl_err(err, FL_EFAIL, "out of memory");
 	if (!(b->data = calloc(h->ntensors + 1, sizeof(*b->data)))) {

@@ -221,6 +221,22 @@ test_dataset_load(void)
 	CHECK(d.x[5] == 8 && d.y[0] == 3 && d.y[2] == 0, "dataset: x and y values");
 	CHECK(fl_map_get_str(&d.meta, "x-unknown") != NULL, "dataset: unknown meta kept");
 	fl_dataset_release(&d);
+	/* Found by fuzz_blob: fl_blobmem_read left map as it found it, and
+	 * release then took the tensors for part of a stray mapping. */
+	{
+		struct fl_reader r;
+		struct fl_header h;
+		struct fl_blobmem m;
+
+		memset(&m, 0xa5, sizeof(m));
+		CHECK(fl_reader_open(&r, p, err) == FL_OK &&
+		    fl_reader_next(&r, &h, err) == FL_OK &&
+		    fl_blobmem_read(&m, &r, &h, err) == FL_OK && !m.map && !m.maplen,
+		    "dataset: blobmem read into an uninitialised struct: %s", err);
+		fl_blobmem_release(&m);
+		fl_header_release(&h);
+		fl_reader_close(&r);
+	}
 
 	csv(&b, "1,2,0.5\n4,5,1.5\n", &o);
 	fd = open(p, O_WRONLY | O_CREAT | O_TRUNC, 0644);
