@@ -82,6 +82,45 @@ uninstall:
 clean:
 	rm -rf build bin
 
+# fuzz: libFuzzer targets tests/fuzz/fuzz_NAME.c over the parsers built with
+# clang and sanitizers (in build/fuzz/, apart from the main build), each run
+# FUZZ_SECONDS from its seeds in tests/fuzz/corpus/NAME/; a crash fails.
+FUZZ_SECONDS = 60
+FUZZCC = clang
+FUZZFLAGS = -fsanitize=address,undefined -fno-sanitize-recover=all \
+	-fno-omit-frame-pointer
+FUZZLIB = build/fuzz/libflkit.a
+FUZZERS = $(patsubst tests/fuzz/%.c,build/fuzz/%,$(wildcard tests/fuzz/fuzz_*.c))
+
+build/fuzz/lib/%.o: lib/%.c
+	@mkdir -p $(@D)
+	$(FUZZCC) $(CPPFLAGS) $(CFLAGS) $(FUZZFLAGS) -fsanitize=fuzzer-no-link \
+		-MMD -MP -c -o $@ $<
+
+$(FUZZLIB): $(LIBSRC:lib/%.c=build/fuzz/lib/%.o)
+	rm -f $@
+	$(AR) rcs $@ $^
+
+build/fuzz/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/fuzz.h $(FUZZLIB)
+	$(FUZZCC) $(CPPFLAGS) $(CFLAGS) $(FUZZFLAGS) -fsanitize=fuzzer -o $@ $< \
+		$(FUZZLIB) $(LDLIBS)
+
+fuzz: $(FUZZERS)
+	@for f in $(FUZZERS); do \
+		t=$${f#build/fuzz/fuzz_}; \
+		mkdir -p build/fuzz/corpus/$$t build/fuzz/crash; \
+		echo "== fuzz $$t: $(FUZZ_SECONDS) s"; \
+		$$f -max_total_time=$(FUZZ_SECONDS) -timeout=10 -print_final_stats=1 \
+			-artifact_prefix=build/fuzz/crash/$$t- \
+			build/fuzz/corpus/$$t tests/fuzz/corpus/$$t 2>build/fuzz/$$t.log || \
+			{ tail -60 build/fuzz/$$t.log; exit 1; }; \
+		grep -E '^stat::(number_of_executed_units|average_exec_per_sec)' \
+			build/fuzz/$$t.log; \
+	done
+
+# The replayer of the corpora in make check includes the targets.
+build/tests/test_fuzz_corpus: $(wildcard tests/fuzz/*.[ch])
+
 FORCE:
-.PHONY: all deps check demo lint install uninstall clean FORCE
--include $(wildcard build/lib/*.d build/cmd/*.d)
+.PHONY: all deps check demo lint install uninstall clean fuzz FORCE
+-include $(wildcard build/lib/*.d build/cmd/*.d build/fuzz/lib/*.d)
