@@ -9,15 +9,6 @@
 #include "aggregate.h"
 #include "common.h"
 
-/*
- * fl-avg does no linear algebra, but the link brings in OpenBLAS, whose
- * constructor starts a thread per CPU that spins in sched_yield for about
- * 0.1 s before it sleeps: on a two-core machine that is a core taken from
- * the aggregation for most of its run. Stop those threads first thing (weak:
- * nothing happens when the program is linked without OpenBLAS).
- */
-extern int blas_thread_shutdown_(void) __attribute__((weak));
-
 static void
 usage(void)
 {
@@ -167,8 +158,6 @@ main(int argc, char *argv[])
 	char err[FL_ERRLEN];
 	int c, rc, uniform = 0, server_set = 0, has_state_out = 0;
 
-	if (blas_thread_shutdown_)
-		blas_thread_shutdown_();
 	setprogname(argv[0]);
 	memset(&o, 0, sizeof(o));
 	o.sp.lr = o.sp.beta1 = o.sp.beta2 = o.sp.tau = -1;

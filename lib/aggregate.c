@@ -14,7 +14,7 @@
 #include <zlib.h>
 
 #include "aggregate.h"
-#include "model.h"
+#include "meta.h"
 
 /* 512 KiB of f32 per input: the reader reads it straight from the file. */
 #define CHUNK_DEFAULT (1 << 17)

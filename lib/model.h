@@ -5,6 +5,7 @@
 
 #include "arch.h"
 #include "blob.h"
+#include "meta.h"
 #include "nn.h"
 
 /* Write a's layers ("arch": list of layer maps) and loss into meta. */
@@ -27,10 +28,5 @@ int fl_model_load(struct fl_reader *r, const struct fl_header *h,
 int fl_model_write(int fd, const char *name, const struct fl_header *h,
     const struct fl_net *net, char *err);
 
-/*
- * Provenance: give meta a new model_id (the old one becomes parent_id),
- * created and producer ("fl-fit 0.1.0").
- */
-int fl_meta_stamp(struct fl_val *meta, const char *program);
 
 #endif
