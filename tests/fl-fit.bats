@@ -339,3 +339,12 @@ assert 0 <= d["accuracy"] <= 1 and d["loss"] > 0'
 	run -0 bash -c "groff -mandoc -Tutf8 -ww -z '$FLKIT_ROOT/man/fl-fit.1' 2>&1"
 	assert_output ''
 }
+
+@test "fl-fit: refuses to write a blob to a terminal, before training" {
+	command -v script >/dev/null || skip "no script(1)"
+	ds d.blob 20 4 2
+	fl-pack init --arch 4,2 -o m.blob
+	run script -qec "fl-fit --local $BATS_TEST_TMPDIR/d.blob < $BATS_TEST_TMPDIR/m.blob" /dev/null
+	assert_failure 2
+	assert_output --partial 'refusing to write a blob to a terminal'
+}
