@@ -537,7 +537,8 @@ st_parse(struct fl_blobmem *b, const unsigned char *buf, size_t len,
 		goto out;
 	}
 	/* Offsets: each tensor's bytes, in range, tiling the data exactly. */
-	qsort(e, ne, sizeof(*e), cmp_entry);
+	if (ne > 1)
+		qsort(e, ne, sizeof(*e), cmp_entry);
 	for (size_t i = 0; i < ne; i++) {
 		uint64_t nb = fl_shape_bytes(e[i].dtype, e[i].ndim, e[i].shape);
 		if (e[i].begin > e[i].end || e[i].end > dlen) {

@@ -295,6 +295,10 @@ test_safetensors_bad(void)
 {
 	CHECK(st("{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]}}", 8, 0)
 	    == FL_OK, "st: a minimal file");
+	/* Found by fuzzing: no tensors passed a null array to qsort. */
+	CHECK(st("{}", 0, 0) == FL_OK, "st: a header without tensors: %s", err);
+	CHECK(st("{\"__metadata__\":{}}", 3, 0) == FL_EBLOB && strstr(err, "after"),
+	    "st: no tensors but data: %s", err);
 	CHECK(st("{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]}}", 8,
 	    1000) == FL_EBLOB && strstr(err, "larger than the file"),
 	    "st: header length beyond the file: %s", err);
