@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <zlib.h>
 
@@ -635,13 +636,21 @@ static int
 idx_open(struct idx *x, const char *path, int want_ndim, uint64_t max, char *err)
 {
 	unsigned char hd[4 + 4 * 4];
+	struct stat st;
 	int64_t k;
 	uint32_t magic;
+	int fd;
 
 	memset(x, 0, sizeof(*x));
 	x->path = path;
-	if (!(x->gz = gzopen(path, "rb")))
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
 		return fl_errno(err, errno == ENOENT ? FL_ENOTFOUND : FL_EIO, "%s", path);
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode))
+		st.st_size = -1;
+	if (!(x->gz = gzdopen(fd, "rb"))) {
+		close(fd);
+		return fl_err(err, FL_EFAIL, "%s: out of memory", path);
+	}
 	if ((k = gz_read(x->gz, hd, 4, path, err)) < 0)
 		return FL_EBLOB;
 	if (k == 0)
@@ -673,6 +682,17 @@ idx_open(struct idx *x, const char *path, int want_ndim, uint64_t max, char *err
 			return fl_err(err, FL_ELIMIT, "%s: declares more than the limit "
 			    "of %llu bytes", path, (unsigned long long)max);
 	}
+	/* Check the declared size against the file before allocating it. */
+	if (st.st_size >= 0 && gzdirect(x->gz) &&
+	    x->nbytes > (uint64_t)st.st_size - (uint64_t)k - 4)
+		return fl_err(err, FL_EBLOB, "%s: truncated: the header declares %llu "
+		    "data bytes, the file holds %lld", path,
+		    (unsigned long long)x->nbytes, (long long)st.st_size - k - 4);
+	if (st.st_size >= 0 && !gzdirect(x->gz) &&
+	    x->nbytes / FL_DEFLATE_MAX_RATIO > (uint64_t)st.st_size)
+		return fl_err(err, FL_EBLOB, "%s: truncated: the header declares %llu "
+		    "data bytes, more than %lld gzipped bytes can hold", path,
+		    (unsigned long long)x->nbytes, (long long)st.st_size);
 	return FL_OK;
 }
 

@@ -189,6 +189,14 @@ test_idx(void)
 	write_idx(bad, 0x803, 5, 2, 3, 29, 1);
 	CHECK(fl_idx_read(&b, bad, lb, 0, err) == FL_EBLOB && strstr(err, "truncated"),
 	    "idx: truncated: %s", err);
+	/* Found by fuzz_idx: a few bytes declaring 4 GiB of images were
+	 * allocated (16 GiB normalized) before the data was read. */
+	write_idx(bad, 0x803, 4096, 1024, 1024, 10, 0);
+	CHECK(fl_idx_read(&b, bad, lb, 1, err) == FL_EBLOB && strstr(err, "truncated"),
+	    "idx: 4 GiB declared in a small file: %s", err);
+	write_idx(bad, 0x803, 4096, 1024, 1024, 10, 1);
+	CHECK(fl_idx_read(&b, bad, lb, 1, err) == FL_EBLOB && strstr(err, "gzipped"),
+	    "idx: 4 GiB declared in a small gzip file: %s", err);
 	write_idx(bad, 0x801, 5, 0, 0, 6, 0);
 	CHECK(fl_idx_read(&b, im, bad, 0, err) == FL_EBLOB && strstr(err, "after"),
 	    "idx: trailing bytes: %s", err);
