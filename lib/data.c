@@ -93,6 +93,10 @@ fl_blobmem_add_ref(struct fl_blobmem *b, const char *name, enum fl_dtype dtype,
 		    name, ndim, FL_MAX_DIMS);
 	if (nb == UINT64_MAX || (lim && nb > lim->tensor))
 		return -fl_err(err, FL_ELIMIT, "tensor %s: too large", name);
+	/* Empty: p may lie at the mapping's end, where release would not
+	 * know it from a pointer of its own. */
+	if (nb == 0)
+		return fl_blobmem_add(b, name, dtype, ndim, shape, lim, err);
 	return adopt(b, name, dtype, ndim, shape, (void *)p, err) < 0 ? -FL_EFAIL :
 	    (int)b->h.ntensors - 1;
 }

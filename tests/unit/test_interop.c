@@ -295,6 +295,28 @@ test_safetensors_bad(void)
 {
 	CHECK(st("{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]}}", 8, 0)
 	    == FL_OK, "st: a minimal file");
+	/* Found by fuzzing: an empty tensor at the end of a mapped file was
+	 * referenced there, then freed as if it were allocated. */
+	{
+		static const char h[] = "{\"a\":{\"dtype\":\"F32\",\"shape\":[0],"
+		    "\"data_offsets\":[0,0]}}  ";
+		unsigned char buf[8 + sizeof(h) - 1] = { sizeof(h) - 1 };
+		struct fl_blobmem b;
+		enum fl_format f;
+		char p[300];
+		int fd;
+
+		memcpy(buf + 8, h, sizeof(h) - 1);
+		snprintf(p, sizeof(p), "%s/empty-at-end.safetensors", dir);
+		fd = open(p, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+		CHECK(write(fd, buf, sizeof(buf)) == (ssize_t)sizeof(buf) &&
+		    sizeof(buf) % 4 == 0, "st: write a file ending in an empty tensor");
+		close(fd);
+		CHECK(fl_import_read(&b, p, &f, err) == FL_OK && b.h.ntensors == 1 &&
+		    b.h.t[0].shape[0] == 0, "st: mapped, an empty tensor at the end: %s",
+		    err);
+		fl_blobmem_release(&b);
+	}
 	/* Found by fuzzing: no tensors passed a null array to qsort. */
 	CHECK(st("{}", 0, 0) == FL_OK, "st: a header without tensors: %s", err);
 	CHECK(st("{\"__metadata__\":{}}", 3, 0) == FL_EBLOB && strstr(err, "after"),
