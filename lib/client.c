@@ -99,7 +99,7 @@ fl_workers_parse(struct fl_workers *ws, const char *text, size_t len,
 		while (e < len && text[e] != '\n')
 			e++;
 		if (e - i >= sizeof(buf)) {
-			rc = fl_err(err, FL_EDATA, "%s:%d: line too long", path, line);
+			rc = fl_err(err, FL_EBLOB, "%s:%d: line too long", path, line);
 			break;
 		}
 		memcpy(buf, text + i, e - i);
@@ -113,23 +113,23 @@ fl_workers_parse(struct fl_workers *ws, const char *text, size_t len,
 		if (nf == 0)
 			continue;
 		if (nf < 2 || nf > 3) {
-			rc = fl_err(err, FL_EDATA, "%s:%d: expected 'NAME URL [TOKEN-FILE]'",
+			rc = fl_err(err, FL_EBLOB, "%s:%d: expected 'NAME URL [TOKEN-FILE]'",
 			    path, line);
 			break;
 		}
 		if (!fl_worker_name_valid(f[0])) {
-			rc = fl_err(err, FL_EDATA, "%s:%d: '%.64s' is not a worker name "
+			rc = fl_err(err, FL_EBLOB, "%s:%d: '%.64s' is not a worker name "
 			    "(letters, digits, '.', '_', '-')", path, line, f[0]);
 			break;
 		}
 		if (!fl_is_url(f[1])) {
-			rc = fl_err(err, FL_EDATA, "%s:%d: '%.200s' is not an http:// or "
+			rc = fl_err(err, FL_EBLOB, "%s:%d: '%.200s' is not an http:// or "
 			    "https:// URL", path, line, f[1]);
 			break;
 		}
 		for (size_t j = 0; j < ws->n; j++) {
 			if (!strcmp(ws->w[j].name, f[0])) {
-				rc = fl_err(err, FL_EDATA, "%s:%d: worker '%s' already "
+				rc = fl_err(err, FL_EBLOB, "%s:%d: worker '%s' already "
 				    "named on line %d", path, line, f[0], ws->w[j].line);
 				break;
 			}
@@ -259,7 +259,7 @@ fl_endpoint_resolve(struct fl_endpoint *ep, const struct fl_workers *ws,
 	if (fl_is_url(s)) {
 		if (!(ep->url = strndup_trim_slash(s, strlen(s))))
 			return fl_err(err, FL_EFAIL, "out of memory");
-		for (size_t i = 0; i < ws->n; i++)
+		for (size_t i = 0; i < ws->n && !w; i++)
 			if (!strcmp(ws->w[i].url, ep->url))
 				w = &ws->w[i];
 	} else {
@@ -1335,4 +1335,38 @@ fl_ref_write(int fd, const char *worker, const char *id, char *err)
 	rc = fl_blob_write(fd, "reference", &h, NULL, 0, err);
 	fl_header_release(&h);
 	return rc;
+}
+
+void
+fl_size_format(char *out, size_t n, uint64_t bytes)
+{
+	static const char *unit[] = { "B", "KiB", "MiB", "GiB", "TiB" };
+	double v = (double)bytes;
+	int u = 0;
+
+	while (v >= 1024 && u < 4) {
+		v /= 1024;
+		u++;
+	}
+	if (u == 0)
+		snprintf(out, n, "%llu B", (unsigned long long)bytes);
+	else
+		snprintf(out, n, "%.1f %s", v, unit[u]);
+}
+
+void
+fl_progress_format(char *out, size_t n, uint64_t done, uint64_t total,
+    double seconds)
+{
+	char d[32], t[32], r[32];
+
+	fl_size_format(d, sizeof(d), done);
+	fl_size_format(r, sizeof(r), seconds > 0 ? (uint64_t)(done / seconds) : 0);
+	if (total) {
+		fl_size_format(t, sizeof(t), total);
+		snprintf(out, n, "%s of %s (%d%%), %s/s", d, t,
+		    (int)(100.0 * (double)done / (double)total), r);
+	} else {
+		snprintf(out, n, "%s, %s/s", d, r);
+	}
 }

@@ -58,7 +58,7 @@ test_workers(void)
 	};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		rc = fl_workers_parse(&ws, bad[i].text, strlen(bad[i].text), "/w", err);
-		CHECK(rc == FL_EDATA && strstr(err, bad[i].want),
+		CHECK(rc == FL_EBLOB && strstr(err, bad[i].want),
 		    "bad workers file %zu: %s", i, rc ? err : "accepted");
 	}
 }

@@ -1,0 +1,310 @@
+/* fl-get: fetch a blob from a worker or any HTTP(S) server; list, describe
+ * and delete a worker's objects. */
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "client.h"
+#include "common.h"
+
+static void
+usage_to(FILE *f, int status)
+{
+	fprintf(f,
+	    "usage: fl-get [-o FILE] [--no-follow] POINTER|URL|-\n"
+	    "       fl-get --list [--json] WORKER\n"
+	    "       fl-get --info [--json] WORKER\n"
+	    "       fl-get --delete POINTER|-\n"
+	    "POINTER is WORKER (its newest model), WORKER/ID or WORKER/TAG.\n"
+	    "Network: --connect-timeout SECS, --timeout SECS, --retry N, --cacert FILE,\n"
+	    "         --insecure. Also -q (--quiet), -v (--verbose), -h (--help), --version.\n");
+	if (status == 0)
+		finish_stdout();
+	exit(status);
+}
+
+static void
+usage(void)
+{
+	usage_to(stderr, FL_EUSAGE);
+}
+
+static double t0;
+
+static void
+show_progress(void *arg, uint64_t done, uint64_t total)
+{
+	static double last;
+	double now = fl_monotonic();
+	char line[128];
+
+	(void)arg;
+	if (now - last < 0.1 && done != total)
+		return;
+	last = now;
+	fl_progress_format(line, sizeof(line), done, total, now - t0);
+	progress("%s", line);
+}
+
+struct sink {
+	struct output o;
+	const char *path;
+	int open;
+	uint64_t bytes;
+};
+
+static int
+to_output(void *arg, const void *p, size_t n, char *err)
+{
+	struct sink *s = arg;
+
+	if (!s->open) {
+		output_open(&s->o, s->path);
+		s->open = 1;
+	}
+	if (fl_write_full(s->o.fd, p, n))
+		return fl_errno(err, FL_EIO, "%s", s->o.name);
+	s->bytes += n;
+	return FL_OK;
+}
+
+static void
+print_json(const struct fl_val *v)
+{
+	struct fl_buf b;
+
+	fl_buf_init(&b, 0);
+	if (fl_val_json(&b, v) || fl_buf_addstr(&b, "\n"))
+		die(FL_EFAIL, "out of memory");
+	fwrite(b.data, 1, b.len, stdout);
+	fl_buf_release(&b);
+}
+
+static void
+time_text(char *out, size_t n, const struct fl_val *v)
+{
+	double t;
+	time_t tt;
+	struct tm tm;
+
+	if (fl_val_get_double(v, &t) || t <= 0) {
+		snprintf(out, n, "-");
+		return;
+	}
+	tt = (time_t)t;
+	localtime_r(&tt, &tm);
+	strftime(out, n, "%Y-%m-%d %H:%M:%S", &tm);
+}
+
+static void
+list_table(const struct fl_val *r)
+{
+	const struct fl_val *objs = fl_map_get(r, "objects");
+
+	printf("%-16s  %-8s  %12s  %-19s  %s\n", "ID", "KIND", "BYTES", "CREATED", "TAGS");
+	for (size_t i = 0; objs && objs->type == FL_V_ARRAY && i < objs->v.a.n; i++) {
+		const struct fl_val *o = &objs->v.a.items[i], *tags = fl_map_get(o, "tags");
+		const char *id = fl_map_get_str(o, "id"), *kind = fl_map_get_str(o, "kind");
+		uint64_t bytes = 0;
+		char when[32];
+
+		fl_val_get_u64(fl_map_get(o, "bytes"), &bytes);
+		time_text(when, sizeof(when), fl_map_get(o, "created"));
+		printf("%-16s  %-8s  %12" PRIu64 "  %-19s  ", id ? id : "?",
+		    kind ? kind : "?", bytes, when);
+		for (size_t j = 0; tags && tags->type == FL_V_ARRAY && j < tags->v.a.n; j++) {
+			const char *t = fl_val_get_str(&tags->v.a.items[j]);
+			printf("%s%s", j ? "," : "", t ? t : "?");
+		}
+		putchar('\n');
+	}
+}
+
+static void
+info_text(const struct fl_val *r)
+{
+	const struct fl_val *ds = fl_map_get(r, "datasets");
+	const char *s;
+	uint64_t u;
+	char size[32];
+
+	printf("name:     %s\n", (s = fl_map_get_str(r, "name")) ? s : "?");
+	printf("version:  %s\n", (s = fl_map_get_str(r, "version")) ? s : "?");
+	if (!fl_val_get_u64(fl_map_get(r, "objects"), &u))
+		printf("objects:  %" PRIu64 "\n", u);
+	if (!fl_val_get_u64(fl_map_get(r, "bytes"), &u)) {
+		fl_size_format(size, sizeof(size), u);
+		printf("bytes:    %" PRIu64 " (%s)\n", u, size);
+	}
+	for (size_t i = 0; ds && ds->type == FL_V_ARRAY && i < ds->v.a.n; i++) {
+		const struct fl_val *d = &ds->v.a.items[i], *sh = fl_map_get(d, "shape");
+		uint64_t samples = 0, classes = 0;
+
+		fl_val_get_u64(fl_map_get(d, "samples"), &samples);
+		printf("dataset:  %s  %" PRIu64 " samples  [", (s = fl_map_get_str(d, "key")) ?
+		    s : "?", samples);
+		for (size_t j = 0; sh && sh->type == FL_V_ARRAY && j < sh->v.a.n; j++) {
+			fl_val_get_u64(&sh->v.a.items[j], &u);
+			printf("%s%" PRIu64, j ? "," : "", u);
+		}
+		printf("]");
+		if (!fl_val_get_u64(fl_map_get(d, "classes"), &classes) && classes)
+			printf("  %" PRIu64 " classes", classes);
+		putchar('\n');
+	}
+}
+
+static void
+get_pointer(struct fl_ptr *p, const char *arg)
+{
+	char err[FL_ERRLEN];
+	int rc;
+
+	if (!strcmp(arg, "-"))
+		rc = fl_ptr_read(p, 0, err);
+	else
+		rc = fl_ptr_parse(p, arg, err);
+	if (rc)
+		die(rc, "%s", err);
+}
+
+int
+main(int argc, char **argv)
+{
+	enum { LIST = 1, INFO, DELETE };
+	enum { O_JSON = 256, O_NOFOLLOW, O_LIST, O_INFO, O_DELETE, O_CT, O_TIMEOUT,
+	    O_RETRY, O_CACERT, O_INSECURE, O_VERSION };
+	static const struct option opts[] = {
+		{ "output", required_argument, NULL, 'o' },
+		{ "no-follow", no_argument, NULL, O_NOFOLLOW },
+		{ "list", no_argument, NULL, O_LIST },
+		{ "info", no_argument, NULL, O_INFO },
+		{ "delete", no_argument, NULL, O_DELETE },
+		{ "json", no_argument, NULL, O_JSON },
+		{ "connect-timeout", required_argument, NULL, O_CT },
+		{ "timeout", required_argument, NULL, O_TIMEOUT },
+		{ "retry", required_argument, NULL, O_RETRY },
+		{ "cacert", required_argument, NULL, O_CACERT },
+		{ "insecure", no_argument, NULL, O_INSECURE },
+		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, O_VERSION },
+		{ "quiet", no_argument, NULL, 'q' },
+		{ "verbose", no_argument, NULL, 'v' },
+		{ 0 }
+	};
+	struct fl_client_opts co = { .retries = -1 };
+	struct fl_client cl;
+	struct fl_endpoint ep;
+	struct fl_ptr p, next;
+	struct fl_val reply;
+	struct sink s = { 0 };
+	char err[FL_ERRLEN], text[4200];
+	int c, rc, mode = 0, json = 0, nofollow = 0;
+	uint64_t u;
+
+	setprogname(argv[0]);
+	while ((c = getopt_long(argc, argv, "o:hqv", opts, NULL)) != -1) {
+		switch (c) {
+		case 'o': s.path = optarg; break;
+		case O_NOFOLLOW: nofollow = 1; break;
+		case O_LIST: mode = LIST; break;
+		case O_INFO: mode = INFO; break;
+		case O_DELETE: mode = DELETE; break;
+		case O_JSON: json = 1; break;
+		case O_CT:
+			if (fl_parse_double(optarg, &co.connect_timeout) || co.connect_timeout <= 0)
+				die(FL_EUSAGE, "--connect-timeout: '%s' is not a number of seconds", optarg);
+			break;
+		case O_TIMEOUT:
+			if (fl_parse_double(optarg, &co.timeout) || co.timeout <= 0)
+				die(FL_EUSAGE, "--timeout: '%s' is not a number of seconds", optarg);
+			break;
+		case O_RETRY:
+			if (fl_parse_u64(optarg, 100, &u))
+				die(FL_EUSAGE, "--retry: '%s' is not a count up to 100", optarg);
+			co.retries = (int)u;
+			break;
+		case O_CACERT: co.cacert = optarg; break;
+		case O_INSECURE: co.insecure = 1; break;
+		case 'h': usage_to(stdout, 0); break;
+		case O_VERSION: print_version(); break;
+		case 'q': verbose--; break;
+		case 'v': verbose++; break;
+		default: usage();
+		}
+	}
+	argc -= optind;
+	argv += optind;
+	if (argc != 1)
+		usage();
+	if (mode && (s.path || nofollow))
+		die(FL_EUSAGE, "-o and --no-follow go with fetching, not --list, --info or --delete");
+	if (json && mode != LIST && mode != INFO)
+		die(FL_EUSAGE, "--json goes with --list or --info");
+	if (co.insecure)
+		warn("--insecure: TLS certificates are NOT verified; anyone on the path "
+		    "can read and change what is sent");
+	co.progress = show_progress;
+	if ((rc = fl_client_init(&cl, &co, err)))
+		die(rc, "%s", err);
+	t0 = fl_monotonic();
+
+	if (mode == LIST || mode == INFO) {
+		if ((rc = fl_endpoint_resolve(&ep, &cl.ws, argv[0], err)))
+			die(rc, "%s", err);
+		rc = fl_call(&cl, &ep, "GET", mode == LIST ? "/v1/objects" : "/v1/info",
+		    NULL, &reply, err);
+		if (rc)
+			die(rc, "%s", err);
+		if (json)
+			print_json(&reply);
+		else if (mode == LIST)
+			list_table(&reply);
+		else
+			info_text(&reply);
+		fl_val_release(&reply);
+		fl_endpoint_release(&ep);
+	} else if (mode == DELETE) {
+		char id[FL_ID_LEN + 1], path[64];
+
+		get_pointer(&p, argv[0]);
+		if (p.kind == FL_PTR_URL)
+			die(FL_EUSAGE, "%s: --delete takes a worker's object, not a URL", p.worker);
+		if ((rc = fl_endpoint_resolve(&ep, &cl.ws, p.worker, err)) ||
+		    (rc = fl_resolve_id(&cl, &ep, &p, id, err)))
+			die(rc, "%s", err);
+		snprintf(path, sizeof(path), "/v1/objects/%s", id);
+		if ((rc = fl_call(&cl, &ep, "DELETE", path, NULL, NULL, err)))
+			die(rc, "%s", err);
+		note("deleted %s/%s", p.worker, id);
+		fl_endpoint_release(&ep);
+		fl_ptr_release(&p);
+	} else {
+		get_pointer(&p, argv[0]);
+		rc = fl_fetch(&cl, &p, !nofollow, to_output, &s, &next, err);
+		progress_done();
+		if (rc) {
+			if (s.open)
+				output_abort(&s.o);
+			die(rc, "%s", err);
+		}
+		if (next.worker) {
+			fl_ptr_format(&next, text, sizeof(text));
+			printf("%s\n", text);
+			fl_ptr_release(&next);
+		} else {
+			if (!s.open)
+				die(FL_EFAIL, "%s: no blob received", argv[0]);
+			output_close(&s.o);
+			note("%s: %" PRIu64 " bytes", argv[0], s.bytes);
+		}
+		fl_ptr_release(&p);
+	}
+	fl_client_release(&cl);
+	finish_stdout();
+	return 0;
+}

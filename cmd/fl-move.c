@@ -1,0 +1,138 @@
+/* fl-move: have one worker send an object straight to another, with a
+ * one-time ticket the destination issued. */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "client.h"
+#include "common.h"
+
+static void
+usage_to(FILE *f, int status)
+{
+	fprintf(f,
+	    "usage: fl-move [--copy] POINTER|- WORKER\n"
+	    "Network: --connect-timeout SECS, --timeout SECS, --retry N, --cacert FILE,\n"
+	    "         --insecure. Also -q (--quiet), -v (--verbose), -h (--help), --version.\n");
+	if (status == 0)
+		finish_stdout();
+	exit(status);
+}
+
+static void
+usage(void)
+{
+	usage_to(stderr, FL_EUSAGE);
+}
+
+int
+main(int argc, char **argv)
+{
+	enum { O_COPY = 256, O_CT, O_TIMEOUT, O_RETRY, O_CACERT, O_INSECURE, O_VERSION };
+	static const struct option opts[] = {
+		{ "copy", no_argument, NULL, O_COPY },
+		{ "connect-timeout", required_argument, NULL, O_CT },
+		{ "timeout", required_argument, NULL, O_TIMEOUT },
+		{ "retry", required_argument, NULL, O_RETRY },
+		{ "cacert", required_argument, NULL, O_CACERT },
+		{ "insecure", no_argument, NULL, O_INSECURE },
+		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, O_VERSION },
+		{ "quiet", no_argument, NULL, 'q' },
+		{ "verbose", no_argument, NULL, 'v' },
+		{ 0 }
+	};
+	struct fl_client_opts co = { .retries = -1 };
+	struct fl_client cl;
+	struct fl_endpoint src, dst;
+	struct fl_val body, reply, treply, v;
+	struct fl_ptr p;
+	char err[FL_ERRLEN], id[FL_ID_LEN + 1], path[64];
+	const char *ticket, *newid;
+	int c, rc, copy = 0;
+	uint64_t u;
+	size_t n;
+
+	setprogname(argv[0]);
+	while ((c = getopt_long(argc, argv, "hqv", opts, NULL)) != -1) {
+		switch (c) {
+		case O_COPY: copy = 1; break;
+		case O_CT:
+			if (fl_parse_double(optarg, &co.connect_timeout) || co.connect_timeout <= 0)
+				die(FL_EUSAGE, "--connect-timeout: '%s' is not a number of seconds", optarg);
+			break;
+		case O_TIMEOUT:
+			if (fl_parse_double(optarg, &co.timeout) || co.timeout <= 0)
+				die(FL_EUSAGE, "--timeout: '%s' is not a number of seconds", optarg);
+			break;
+		case O_RETRY:
+			if (fl_parse_u64(optarg, 100, &u))
+				die(FL_EUSAGE, "--retry: '%s' is not a count up to 100", optarg);
+			co.retries = (int)u;
+			break;
+		case O_CACERT: co.cacert = optarg; break;
+		case O_INSECURE: co.insecure = 1; break;
+		case 'h': usage_to(stdout, 0); break;
+		case O_VERSION: print_version(); break;
+		case 'q': verbose--; break;
+		case 'v': verbose++; break;
+		default: usage();
+		}
+	}
+	argc -= optind;
+	argv += optind;
+	if (argc != 2)
+		usage();
+	if (co.insecure)
+		warn("--insecure: TLS certificates are NOT verified; anyone on the path "
+		    "can read and change what is sent");
+	if ((rc = fl_client_init(&cl, &co, err)))
+		die(rc, "%s", err);
+	rc = !strcmp(argv[0], "-") ? fl_ptr_read(&p, 0, err) : fl_ptr_parse(&p, argv[0], err);
+	if (rc)
+		die(rc, "%s", err);
+	if (p.kind == FL_PTR_URL)
+		die(FL_EUSAGE, "%s: fl-move moves a worker's object, not a URL "
+		    "(fl-get it and fl-send it)", p.worker);
+	if ((rc = fl_endpoint_resolve(&src, &cl.ws, p.worker, err)) ||
+	    (rc = fl_endpoint_resolve(&dst, &cl.ws, argv[1], err)) ||
+	    (rc = fl_resolve_id(&cl, &src, &p, id, err)))
+		die(rc, "%s", err);
+	if (!strcmp(src.url, dst.url))
+		die(FL_EUSAGE, "%s and %s are the same worker", p.worker, argv[1]);
+
+	/* The destination issues a ticket: the source never sees its token. */
+	if ((rc = fl_call(&cl, &dst, "POST", "/v1/tickets", NULL, &treply, err)))
+		die(rc, "%s", err);
+	if (!(ticket = fl_map_get_str(&treply, "ticket")))
+		die(FL_EFAIL, "%s: the reply holds no ticket", dst.name);
+	note("%s: ticket issued", dst.name);
+
+	fl_val_map(&body);
+	fl_val_bool(&v, !copy);
+	if (fl_map_set_str(&body, "url", dst.url) ||
+	    fl_map_set_str(&body, "ticket", ticket) || fl_map_set(&body, "move", &v))
+		die(FL_EFAIL, "out of memory");
+	snprintf(path, sizeof(path), "/v1/objects/%s/push", id);
+	rc = fl_call(&cl, &src, "POST", path, &body, &reply, err);
+	fl_val_release(&body);
+	fl_val_release(&treply);
+	if (rc)
+		die(rc, "%s", err);
+	if (!(newid = fl_map_get_str(&reply, "id")) || !fl_id_valid(newid))
+		die(FL_EFAIL, "%s: the reply names no valid id", src.name);
+	n = strlen(argv[1]);
+	while (n > 1 && fl_is_url(argv[1]) && argv[1][n - 1] == '/')
+		n--;
+	printf("%.*s/%s\n", (int)n, argv[1], newid);
+	note("%s/%s %s to %.*s/%s", p.worker, id, copy ? "copied" : "moved",
+	    (int)n, argv[1], newid);
+	fl_val_release(&reply);
+	fl_endpoint_release(&src);
+	fl_endpoint_release(&dst);
+	fl_ptr_release(&p);
+	fl_client_release(&cl);
+	finish_stdout();
+	return 0;
+}
