@@ -33,7 +33,8 @@ fl_val_strn(struct fl_val *v, const char *s, size_t n)
 	fl_val_nil(v);
 	if (!(v->v.s.p = malloc(n + 1)))
 		return FL_EFAIL;
-	memcpy(v->v.s.p, s, n);
+	if (n)	/* msgpack-c gives an empty string a null pointer */
+		memcpy(v->v.s.p, s, n);
 	v->v.s.p[n] = 0;
 	v->v.s.len = n;
 	v->type = FL_V_STR;

@@ -112,6 +112,12 @@ test_value(void)
 	CHECK(fl_val_unpack(&v, "\x01\x02", 2, err) == FL_EBLOB, "stray bytes");
 	CHECK(fl_val_unpack(&v, "\xa5" "ab", 3, err) == FL_EBLOB, "truncated string");
 	CHECK(fl_val_unpack(&v, "\xc1", 1, err) == FL_EBLOB, "reserved byte");
+	/* Found by fuzz_header: msgpack-c's empty strings have a null pointer. */
+	CHECK(fl_val_unpack(&v, "\x81\xa0\xc4\x00", 4, err) == FL_OK &&
+	    v.v.a.items[0].v.s.len == 0 && !*v.v.a.items[0].v.s.p &&
+	    v.v.a.items[1].type == FL_V_BIN && v.v.a.items[1].v.s.len == 0,
+	    "empty string and bin");
+	fl_val_release(&v);
 }
 
 static void
