@@ -612,6 +612,11 @@ fl_val_json(struct fl_buf *b, const struct fl_val *v)
 				break;
 			if (k->type == FL_V_STR) {
 				rc = fl_json_str(b, k->v.s.p, k->v.s.len);
+			} else if (k->type == FL_V_ARRAY || k->type == FL_V_MAP) {
+				/* Not as JSON text: keys in keys would be escaped
+				 * again at each level, doubling each time. */
+				rc = fl_buf_addstr(b, k->type == FL_V_MAP ? "\"<map>\"" :
+				    "\"<array>\"");
 			} else {
 				struct fl_buf kb;
 				fl_buf_init(&kb, 0);

@@ -112,6 +112,27 @@ test_value(void)
 	CHECK(fl_val_unpack(&v, "\x01\x02", 2, err) == FL_EBLOB, "stray bytes");
 	CHECK(fl_val_unpack(&v, "\xa5" "ab", 3, err) == FL_EBLOB, "truncated string");
 	CHECK(fl_val_unpack(&v, "\xc1", 1, err) == FL_EBLOB, "reserved byte");
+	/* Found by fuzz_header: maps as keys of maps, nested, took time and
+	 * space doubling with the depth to print as JSON. */
+	{
+		unsigned char nest[2 * 30 + 1];
+		struct fl_buf j;
+		size_t n = 0;
+
+		for (int i = 0; i < 30; i++)
+			nest[n++] = 0x81;	/* a map of one pair, key first */
+		nest[n++] = 0xc0;
+		for (int i = 0; i < 30; i++)
+			nest[n++] = 0x01;	/* each map's value */
+		fl_buf_init(&j, 1 << 20);
+		CHECK(fl_val_unpack(&v, nest, n, err) == FL_OK &&
+		    fl_val_json(&j, &v) == FL_OK && j.len == 11 &&
+		    !memcmp(j.data, "{\"<map>\":1}", 11),
+		    "map keys nested 30 deep as JSON: %.*s",
+		    (int)(j.len < 60 ? j.len : 60), (char *)j.data);
+		fl_buf_release(&j);
+		fl_val_release(&v);
+	}
 	/* Found by fuzz_header: msgpack-c's empty strings have a null pointer. */
 	CHECK(fl_val_unpack(&v, "\x81\xa0\xc4\x00", 4, err) == FL_OK &&
 	    v.v.a.items[0].v.s.len == 0 && !*v.v.a.items[0].v.s.p &&
