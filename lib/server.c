@@ -1,0 +1,1226 @@
+/* server.c: the worker protocol (proto.h) over libwebsockets: routing,
+ * authentication, streamed uploads and downloads, events; disk, validation,
+ * handlers and pushes run on a pool of threads (server_work.c). */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <curl/curl.h>
+
+#include "server_int.h"
+
+#define CHUNK (64 << 10)
+#define PAUSE_AT (8u << 20)	/* queued upload bytes that pause the socket */
+#define MAX_SMALL_BODY (16u << 20)	/* message and push bodies */
+#define MAX_EVENTS_QUEUED 256
+#define GRACE 30		/* seconds to finish work in flight on stop */
+
+void
+srv_log(struct fl_server *s, int level, const char *fmt, ...)
+{
+	char msg[1024];
+	va_list ap;
+
+	if (!s->o.log)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	s->o.log(s->o.log_arg, level, msg);
+}
+
+/* Tokens */
+
+int
+fl_tokens_load(const char *path, struct fl_token **out, size_t *n, char *err)
+{
+	FILE *f = fopen(path, "r");
+	char line[1024];
+	struct fl_token *t = NULL;
+	size_t cap = 0, lineno = 0;
+
+	*out = NULL;
+	*n = 0;
+	if (!f)
+		return fl_errno(err, FL_EIO, "%s", path);
+	while (fgets(line, sizeof(line), f)) {
+		char *save, *w, *tok;
+		int rights = 0;
+		lineno++;
+		if (!strchr(line, '\n') && !feof(f)) {
+			fclose(f);
+			fl_tokens_free(t, *n);
+			return fl_err(err, FL_EDATA, "%s:%zu: line too long", path, lineno);
+		}
+		if ((w = strchr(line, '#')))
+			*w = 0;
+		if (!(tok = strtok_r(line, " \t\r\n", &save)))
+			continue;
+		while ((w = strtok_r(NULL, " \t\r\n", &save))) {
+			if (!strcmp(w, "read"))
+				rights |= FL_RIGHT_READ;
+			else if (!strcmp(w, "write"))
+				rights |= FL_RIGHT_WRITE;
+			else {
+				fclose(f);
+				fl_tokens_free(t, *n);
+				return fl_err(err, FL_EDATA, "%s:%zu: unknown right '%s' "
+				    "(read or write)", path, lineno, w);
+			}
+		}
+		if (strlen(tok) < 8) {
+			fclose(f);
+			fl_tokens_free(t, *n);
+			return fl_err(err, FL_EDATA, "%s:%zu: token shorter than 8 characters",
+			    path, lineno);
+		}
+		if (*n == cap) {
+			struct fl_token *p;
+			cap = cap ? 2 * cap : 8;
+			if (!(p = realloc(t, cap * sizeof(*p)))) {
+				fclose(f);
+				fl_tokens_free(t, *n);
+				return fl_err(err, FL_EFAIL, "out of memory");
+			}
+			t = p;
+		}
+		t[*n].token = strdup(tok);
+		t[*n].rights = rights ? rights : FL_RIGHT_READ | FL_RIGHT_WRITE;
+		(*n)++;
+	}
+	fclose(f);
+	if (!*n)
+		return fl_err(err, FL_EDATA, "%s: no token", path);
+	*out = t;
+	return FL_OK;
+}
+
+void
+fl_tokens_free(struct fl_token *t, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		if (t[i].token)
+			memset(t[i].token, 0, strlen(t[i].token));
+		free(t[i].token);
+	}
+	free(t);
+}
+
+/* Compare without an early exit, so the time says nothing of the token. */
+static int
+ct_equal(const char *a, const char *b)
+{
+	size_t la = strlen(a), lb = strlen(b), n = la > lb ? la : lb;
+	unsigned char d = la != lb;
+
+	for (size_t i = 0; i < n; i++)
+		d |= (unsigned char)(i < la ? a[i] : 0) ^ (unsigned char)(i < lb ? b[i] : 0);
+	return d == 0;
+}
+
+/* Rights of a bearer token; -1 when none matches. Every token is compared. */
+static int
+token_rights(struct fl_server *s, const char *tok)
+{
+	int rights = -1;
+
+	for (size_t i = 0; i < s->o.ntokens; i++)
+		if (ct_equal(s->o.tokens[i].token, tok))
+			rights = s->o.tokens[i].rights;
+	return rights;
+}
+
+/* Tickets (service thread only) */
+
+static void
+random_hex(char *out, size_t nbytes)
+{
+	unsigned char b[32];
+	size_t got = 0;
+
+	if (nbytes > sizeof(b))
+		nbytes = sizeof(b);
+	while (got < nbytes) {
+		ssize_t r = getrandom(b + got, nbytes - got, 0);
+		if (r > 0)
+			got += (size_t)r;
+		else if (errno != EINTR)
+			abort();
+	}
+	for (size_t i = 0; i < nbytes; i++)
+		snprintf(out + 2 * i, 3, "%02x", b[i]);
+}
+
+static int
+ticket_take(struct fl_server *s, const char *t)
+{
+	double now = fl_now();
+	int ok = 0;
+
+	for (size_t i = 0; i < s->ntickets; i++) {
+		if (s->tickets[i].expires < now || ct_equal(s->tickets[i].t, t)) {
+			if (s->tickets[i].expires >= now)
+				ok = 1;
+			s->tickets[i--] = s->tickets[--s->ntickets];
+		}
+	}
+	return ok;
+}
+
+/* Replies */
+
+static int
+wants_json(struct lws *wsi)
+{
+	char acc[256];
+
+	if (lws_hdr_copy(wsi, acc, sizeof(acc), WSI_TOKEN_HTTP_ACCEPT) <= 0)
+		return 0;
+	return strstr(acc, "application/json") != NULL;
+}
+
+void
+req_reply_val(struct req *r, int status, const struct fl_val *v)
+{
+	fl_buf_release(&r->out);
+	fl_buf_init(&r->out, 0);
+	r->status = status;
+	if (r->json) {
+		r->ctype = FL_JSON_MIME;
+		fl_val_json(&r->out, v);
+		fl_buf_add(&r->out, "\n", 1);
+	} else {
+		r->ctype = FL_MSGPACK_MIME;
+		fl_val_encode(&r->out, v);
+	}
+	r->outlen = r->out.len;
+}
+
+void
+req_reply_err(struct req *r, int status, const char *msg)
+{
+	struct fl_val v;
+
+	fl_val_map(&v);
+	fl_map_set_str(&v, "error", msg);
+	req_reply_val(r, status, &v);
+	fl_val_release(&v);
+}
+
+static void
+req_reply_empty(struct req *r, int status)
+{
+	fl_buf_release(&r->out);
+	fl_buf_init(&r->out, 0);
+	r->status = status;
+	r->ctype = NULL;
+	r->outlen = 0;
+}
+
+int
+status_of(int rc)
+{
+	switch (rc) {
+	case FL_OK: return 200;
+	case FL_EUSAGE: return 400;
+	case FL_EBLOB: return 400;
+	case FL_EDATA: return 400;
+	case FL_ELIMIT: return 413;
+	case FL_ENOTFOUND: return 404;
+	case FL_EDENIED: return 403;
+	case FL_ETIMEOUT: return 504;
+	case FL_EUNREACH: return 502;
+	default: return 500;
+	}
+}
+
+static void
+go_write(struct req *r)
+{
+	r->ready = 1;
+	if (r->wsi)
+		lws_callback_on_writable(r->wsi);
+}
+
+/* Events */
+
+static void
+broadcast(struct fl_server *s, const char *event, const char *id, const char *kind)
+{
+	struct fl_val v;
+	struct fl_buf mp, js;
+
+	if (!s->wsc)
+		return;
+	fl_val_map(&v);
+	fl_map_set_str(&v, "event", event);
+	fl_map_set_str(&v, "id", id);
+	if (kind)
+		fl_map_set_str(&v, "kind", kind);
+	fl_map_set_float(&v, "time", fl_now());
+	fl_buf_init(&mp, 0);
+	fl_buf_init(&js, 0);
+	fl_val_encode(&mp, &v);
+	fl_val_json(&js, &v);
+	fl_val_release(&v);
+	for (struct wsc *c = s->wsc; c; c = c->next) {
+		struct fl_buf *src = c->json ? &js : &mp;
+		struct evmsg *m;
+		if (c->nq >= MAX_EVENTS_QUEUED)
+			continue;	/* a client that does not read loses events */
+		if (!(m = malloc(sizeof(*m) + LWS_PRE + src->len)))
+			continue;
+		m->next = NULL;
+		m->len = src->len;
+		memcpy(m->data + LWS_PRE, src->data, src->len);
+		if (c->qtail)
+			c->qtail->next = m;
+		else
+			c->qhead = m;
+		c->qtail = m;
+		c->nq++;
+		lws_callback_on_writable(c->wsi);
+	}
+	fl_buf_release(&mp);
+	fl_buf_release(&js);
+}
+
+void
+srv_event(struct fl_server *s, const char *event, const char *id, const char *kind)
+{
+	/* Called on the service thread only. */
+	broadcast(s, event, id, kind);
+}
+
+/* Requests */
+
+static struct req *
+req_new(struct fl_server *s, struct lws *wsi)
+{
+	struct req *r = calloc(1, sizeof(*r));
+
+	if (!r)
+		return NULL;
+	r->s = s;
+	r->wsi = wsi;
+	r->fd = -1;
+	r->up.fd = -1;
+	pthread_mutex_init(&r->mu, NULL);
+	fl_buf_init(&r->out, 0);
+	fl_buf_init(&r->body, MAX_SMALL_BODY);
+	s->inflight++;
+	return r;
+}
+
+void
+req_free(struct req *r)
+{
+	struct chunk *c, *n;
+
+	for (c = r->qhead; c; c = n) {
+		n = c->next;
+		free(c);
+	}
+	if (r->up.tmp)
+		fl_store_abort(&r->up);
+	if (r->fd >= 0)
+		close(r->fd);
+	fl_buf_release(&r->out);
+	fl_buf_release(&r->body);
+	free(r->tag);
+	free(r->arg);
+	pthread_mutex_destroy(&r->mu);
+	r->s->inflight--;
+	free(r);
+}
+
+/* The connection is gone: free the request unless a worker holds it. */
+static void
+req_detach(struct req *r)
+{
+	int busy;
+
+	pthread_mutex_lock(&r->mu);
+	r->wsi = NULL;
+	r->failed = 1;
+	busy = r->jobs > 0;
+	pthread_mutex_unlock(&r->mu);
+	if (!busy)
+		req_free(r);
+}
+
+/* A worker thread finished with r: hand it back to the service thread. */
+void
+req_done(struct req *r, int what, int release)
+{
+	struct fl_server *s = r->s;
+
+	pthread_mutex_lock(&s->qmu);
+	pthread_mutex_lock(&r->mu);
+	r->jobs -= release;
+	r->pending_what |= what;
+	if (!r->on_done) {
+		r->on_done = 1;
+		r->done_next = s->done;
+		s->done = r;
+	}
+	pthread_mutex_unlock(&r->mu);
+	pthread_mutex_unlock(&s->qmu);
+	lws_cancel_service(s->ctx);
+}
+
+static void
+process_done(struct fl_server *s)
+{
+	struct req *list, *r, *next;
+
+	pthread_mutex_lock(&s->qmu);
+	list = s->done;
+	s->done = NULL;
+	pthread_mutex_unlock(&s->qmu);
+	for (r = list; r; r = next) {
+		int what, gone, busy;
+		next = r->done_next;
+		pthread_mutex_lock(&r->mu);
+		r->on_done = 0;
+		what = r->pending_what;
+		r->pending_what = 0;
+		gone = r->wsi == NULL;
+		busy = r->jobs > 0;
+		pthread_mutex_unlock(&r->mu);
+		if (what & DONE_EVENT && r->ev_name[0])
+			srv_event(s, r->ev_name, r->ev_id, r->ev_kind[0] ? r->ev_kind : NULL);
+		if (gone) {
+			if (!busy)
+				req_free(r);
+			continue;
+		}
+		if (what & DONE_RESUME)
+			lws_rx_flow_control(r->wsi, 1);
+		if (what & DONE_REPLY)
+			go_write(r);
+	}
+}
+
+static const char *
+method_of(struct lws *wsi)
+{
+	if (lws_hdr_total_length(wsi, WSI_TOKEN_GET_URI))
+		return "GET";
+	if (lws_hdr_total_length(wsi, WSI_TOKEN_POST_URI))
+		return "POST";
+	if (lws_hdr_total_length(wsi, WSI_TOKEN_PUT_URI))
+		return "PUT";
+	if (lws_hdr_total_length(wsi, WSI_TOKEN_DELETE_URI))
+		return "DELETE";
+	return "OTHER";
+}
+
+/* Authorization: 0 when allowed, else the status to reply with. */
+static int
+authorize(struct req *r, int need, int ticket_ok)
+{
+	struct fl_server *s = r->s;
+	char h[512];
+	int rights;
+
+	if (!s->o.ntokens)
+		return 0;
+	if (lws_hdr_copy(r->wsi, h, sizeof(h), WSI_TOKEN_HTTP_AUTHORIZATION) <= 0) {
+		req_reply_err(r, 401, "authentication required: send Authorization: Bearer TOKEN");
+		return 401;
+	}
+	if (!strncasecmp(h, "Bearer ", 7)) {
+		if ((rights = token_rights(s, h + 7)) < 0) {
+			req_reply_err(r, 401, "unknown token");
+			return 401;
+		}
+		if ((rights & need) != need) {
+			req_reply_err(r, 403, need & FL_RIGHT_WRITE ?
+			    "this token may not write" : "this token may not read");
+			return 403;
+		}
+		return 0;
+	}
+	if (!strncasecmp(h, "Ticket ", 7) && ticket_ok) {
+		if (!ticket_take(s, h + 7)) {
+			req_reply_err(r, 403, "unknown, used or expired ticket");
+			return 403;
+		}
+		return 0;
+	}
+	req_reply_err(r, 401, "authentication required: send Authorization: Bearer TOKEN");
+	return 401;
+}
+
+static uint64_t
+content_length(struct lws *wsi, int *present)
+{
+	char h[32];
+	uint64_t v;
+
+	*present = 0;
+	if (lws_hdr_copy(wsi, h, sizeof(h), WSI_TOKEN_HTTP_CONTENT_LENGTH) <= 0)
+		return 0;
+	if (fl_parse_u64(h, UINT64_MAX, &v))
+		return 0;
+	*present = 1;
+	return v;
+}
+
+static void
+reply_object(struct req *r, const char *id)
+{
+	char err[FL_ERRLEN];
+	uint64_t size;
+	int rc;
+
+	if ((rc = fl_store_open_object(r->s->o.store, id, &r->fd, &size, err))) {
+		req_reply_err(r, status_of(rc), err);
+		return;
+	}
+	r->status = 200;
+	r->ctype = FL_BLOB_MIME;
+	r->outlen = size;
+	r->from_fd = 1;
+}
+
+static void
+reply_info(struct req *r)
+{
+	struct fl_server *s = r->s;
+	struct fl_val v, a, lim, d;
+	uint64_t nobj, bytes;
+
+	fl_val_map(&v);
+	fl_map_set_str(&v, "name", s->o.name);
+	fl_map_set_str(&v, "version", FL_VERSION);
+	fl_val_array(&a);
+	for (size_t i = 0; i < s->nds; i++) {
+		if (fl_val_copy(&d, &s->ds[i]) == FL_OK)
+			fl_array_push(&a, &d);
+	}
+	fl_map_set(&v, "datasets", &a);
+	fl_store_usage(s->o.store, &nobj, &bytes);
+	fl_map_set_uint(&v, "objects", nobj);
+	fl_map_set_uint(&v, "bytes", bytes);
+	fl_val_map(&lim);
+	fl_map_set_uint(&lim, "object_bytes", s->max_object);
+	fl_map_set_uint(&lim, "connections", s->o.max_conns);
+	fl_map_set_uint(&lim, "handler_seconds", s->o.handler_timeout);
+	fl_map_set_uint(&lim, "handler_output", s->o.handler_output);
+	fl_map_set(&v, "limits", &lim);
+	{
+		struct fl_val h;
+		fl_val_array(&h);
+		for (size_t i = 0; i < s->o.nhandlers; i++) {
+			struct fl_val n;
+			if (fl_val_str(&n, s->o.handlers[i].name) == FL_OK)
+				fl_array_push(&h, &n);
+		}
+		fl_map_set(&v, "messages", &h);
+	}
+	req_reply_val(r, 200, &v);
+	fl_val_release(&v);
+}
+
+static const struct fl_handler *
+find_handler(struct fl_server *s, const char *name)
+{
+	for (size_t i = 0; i < s->o.nhandlers; i++)
+		if (!strcmp(s->o.handlers[i].name, name))
+			return &s->o.handlers[i];
+	return NULL;
+}
+
+/* Start taking a body: into a store upload (blobs) or memory (the rest). */
+static int
+begin_body(struct req *r, int kind, uint64_t limit)
+{
+	char err[FL_ERRLEN];
+	int present, rc;
+	uint64_t cl = content_length(r->wsi, &present);
+
+	r->body_kind = kind;
+	r->limit = limit;
+	if (present && cl > limit) {
+		char m[128];
+		snprintf(m, sizeof(m), "body of %llu bytes exceeds the limit of %llu",
+		    (unsigned long long)cl, (unsigned long long)limit);
+		req_reply_err(r, 413, m);
+		r->close_after = 1;
+		return 1;
+	}
+	if (kind == BODY_BLOB) {
+		if (present && (rc = fl_store_room(r->s->o.store, cl, err))) {
+			req_reply_err(r, 507, err);
+			r->close_after = 1;
+			return 1;
+		}
+		if ((rc = fl_store_begin(r->s->o.store, &r->up, err))) {
+			req_reply_err(r, 500, err);
+			r->close_after = 1;
+			return 1;
+		}
+	}
+	if (!present || cl == 0) {
+		/* lws delivers no body callbacks without a length. */
+		if (!present && lws_hdr_total_length(r->wsi, WSI_TOKEN_HTTP_TRANSFER_ENCODING)) {
+			req_reply_err(r, 411, "send a Content-Length (chunked bodies are not taken)");
+			r->close_after = 1;
+			return 1;
+		}
+		r->body_complete = 1;
+		srv_submit_body(r);
+		return 1;
+	}
+	lws_set_timeout(r->wsi, PENDING_TIMEOUT_HTTP_CONTENT, (int)r->s->o.idle_timeout);
+	return 0;
+}
+
+/* Route a request; returns 1 when a reply is ready or on its way. */
+static void
+route(struct req *r, const char *path)
+{
+	struct fl_server *s = r->s;
+	const char *m = method_of(r->wsi);
+	char err[FL_ERRLEN], id[FL_ID_LEN + 1], seg[4][160], arg[128];
+	int nseg = 0, rc, get = !strcmp(m, "GET"), post = !strcmp(m, "POST");
+	const char *p, *q;
+
+	r->json = wants_json(r->wsi);
+	if (s->stopping) {
+		req_reply_err(r, 503, "shutting down");
+		r->close_after = 1;
+		goto out;
+	}
+	if (strncmp(path, "/v1/", 4)) {
+		req_reply_err(r, 404, "no such route (routes are under /v1/)");
+		goto out;
+	}
+	for (p = path + 4; *p && nseg < 4; nseg++) {
+		const char *e = strchr(p, '/');
+		size_t n = e ? (size_t)(e - p) : strlen(p);
+		if (n >= sizeof(seg[0])) {
+			req_reply_err(r, 400, "path segment too long");
+			goto out;
+		}
+		memcpy(seg[nseg], p, n);
+		seg[nseg][n] = 0;
+		p = e ? e + 1 : p + n;
+	}
+	if (*p || !nseg) {
+		req_reply_err(r, 404, "no such route");
+		goto out;
+	}
+
+	if (nseg == 1 && !strcmp(seg[0], "health")) {
+		struct fl_val v;
+		if (!get)
+			goto method;
+		fl_val_map(&v);
+		{
+			struct fl_val t;
+			fl_val_bool(&t, 1);
+			fl_map_set(&v, "ok", &t);
+		}
+		fl_map_set_str(&v, "name", s->o.name);
+		req_reply_val(r, 200, &v);
+		fl_val_release(&v);
+		goto out;
+	}
+	if (nseg == 1 && !strcmp(seg[0], "info")) {
+		if (!get)
+			goto method;
+		if (authorize(r, FL_RIGHT_READ, 0))
+			goto out;
+		reply_info(r);
+		goto out;
+	}
+	if (nseg == 1 && !strcmp(seg[0], "objects")) {
+		if (get) {
+			struct fl_val v;
+			if (authorize(r, FL_RIGHT_READ, 0))
+				goto out;
+			if ((rc = fl_store_list(s->o.store, &v, err)))
+				req_reply_err(r, status_of(rc), err);
+			else
+				req_reply_val(r, 200, &v);
+			fl_val_release(&v);
+			goto out;
+		}
+		if (!post)
+			goto method;
+		if (authorize(r, FL_RIGHT_WRITE, 1))
+			goto out;
+		if ((q = lws_get_urlarg_by_name(r->wsi, "tag=", arg, sizeof(arg)))) {
+			if (!fl_tag_valid(q)) {
+				req_reply_err(r, 400, "bad tag: use letters, digits, '.', '_', '-'");
+				goto out;
+			}
+			r->tag = strdup(q);
+		}
+		if (begin_body(r, BODY_BLOB, s->max_object))
+			goto out;
+		return;	/* the body follows */
+	}
+	if (nseg >= 2 && !strcmp(seg[0], "objects")) {
+		if (!fl_id_valid(seg[1])) {
+			req_reply_err(r, 400, "bad object id: expected 16 lowercase hex digits");
+			goto out;
+		}
+		if (nseg == 2 && get) {
+			if (authorize(r, FL_RIGHT_READ, 0))
+				goto out;
+			reply_object(r, seg[1]);
+			goto out;
+		}
+		if (nseg == 2 && !strcmp(m, "DELETE")) {
+			char kind[80];
+			if (authorize(r, FL_RIGHT_WRITE, 0))
+				goto out;
+			if ((rc = fl_store_delete(s->o.store, seg[1], kind, sizeof(kind), err)))
+				req_reply_err(r, status_of(rc), err);
+			else {
+				req_reply_empty(r, 204);
+				srv_event(s, "deleted", seg[1], kind);
+			}
+			goto out;
+		}
+		if (nseg == 3 && !strcmp(seg[2], "header") && get) {
+			struct fl_val v;
+			if (authorize(r, FL_RIGHT_READ, 0))
+				goto out;
+			if ((rc = fl_store_header(s->o.store, seg[1], &v, err)))
+				req_reply_err(r, status_of(rc), err);
+			else
+				req_reply_val(r, 200, &v);
+			fl_val_release(&v);
+			goto out;
+		}
+		if (nseg == 4 && !strcmp(seg[2], "tags") && !strcmp(m, "PUT")) {
+			char kind[80] = "";
+			if (authorize(r, FL_RIGHT_WRITE, 0))
+				goto out;
+			if ((rc = fl_store_tag(s->o.store, seg[1], seg[3], err))) {
+				req_reply_err(r, status_of(rc), err);
+			} else {
+				req_reply_empty(r, 204);
+				fl_store_kind(s->o.store, seg[1], kind, sizeof(kind));
+				srv_event(s, "tagged", seg[1], kind);
+			}
+			goto out;
+		}
+		if (nseg == 3 && !strcmp(seg[2], "push") && post) {
+			if (authorize(r, FL_RIGHT_WRITE, 0))
+				goto out;
+			{
+				char kind[80];
+				if (fl_store_kind(s->o.store, seg[1], kind, sizeof(kind))) {
+					req_reply_err(r, 404, "no such object");
+					goto out;
+				}
+			}
+			r->arg = strdup(seg[1]);
+			if (begin_body(r, BODY_PUSH, 64 << 10))
+				goto out;
+			return;
+		}
+		goto nothere;
+	}
+	if (nseg == 2 && !strcmp(seg[0], "tags") && get) {
+		if (authorize(r, FL_RIGHT_READ, 0))
+			goto out;
+		if (!fl_tag_valid(seg[1]))
+			req_reply_err(r, 400, "bad tag");
+		else if ((rc = fl_store_lookup_tag(s->o.store, seg[1], id, err)))
+			req_reply_err(r, status_of(rc), err);
+		else
+			reply_object(r, id);
+		goto out;
+	}
+	if (nseg == 1 && !strcmp(seg[0], "latest") && get) {
+		const char *kind = "model";
+		if (authorize(r, FL_RIGHT_READ, 0))
+			goto out;
+		if ((q = lws_get_urlarg_by_name(r->wsi, "kind=", arg, sizeof(arg))))
+			kind = q[0] ? q : NULL;
+		if ((rc = fl_store_latest(s->o.store, kind, id, err)))
+			req_reply_err(r, status_of(rc), err);
+		else
+			reply_object(r, id);
+		goto out;
+	}
+	if (nseg == 1 && !strcmp(seg[0], "tickets")) {
+		struct fl_val v;
+		struct ticket *t;
+		if (!post)
+			goto method;
+		if (authorize(r, FL_RIGHT_WRITE, 0))
+			goto out;
+		ticket_take(s, "");	/* drop expired ones */
+		if (s->ntickets >= MAX_TICKETS) {
+			req_reply_err(r, 503, "too many open tickets");
+			goto out;
+		}
+		t = &s->tickets[s->ntickets++];
+		random_hex(t->t, 24);
+		t->expires = fl_now() + 600;
+		fl_val_map(&v);
+		fl_map_set_str(&v, "ticket", t->t);
+		fl_map_set_float(&v, "expires", t->expires);
+		req_reply_val(r, 201, &v);
+		fl_val_release(&v);
+		goto out;
+	}
+	if (nseg == 2 && !strcmp(seg[0], "messages")) {
+		if (!post)
+			goto method;
+		if (authorize(r, FL_RIGHT_WRITE, 0))
+			goto out;
+		if (!(r->handler = find_handler(s, seg[1]))) {
+			char msg[256];
+			snprintf(msg, sizeof(msg), "no handler for message '%.100s'", seg[1]);
+			req_reply_err(r, 404, msg);
+			goto out;
+		}
+		if (begin_body(r, BODY_MESSAGE, MAX_SMALL_BODY))
+			goto out;
+		return;
+	}
+	if (nseg == 1 && !strcmp(seg[0], "events")) {
+		req_reply_err(r, 400, "/v1/events is a WebSocket: send Upgrade: websocket");
+		goto out;
+	}
+nothere:
+	req_reply_err(r, 404, "no such route");
+	goto out;
+method:
+	req_reply_err(r, 405, "method not allowed");
+out:
+	/* A body nobody will read: close after the reply rather than parse it
+	 * as the next request. */
+	if (r->body_kind == BODY_NONE) {
+		int present;
+		if (content_length(r->wsi, &present) > 0 ||
+		    lws_hdr_total_length(r->wsi, WSI_TOKEN_HTTP_TRANSFER_ENCODING))
+			r->close_after = 1;
+	}
+	if (!r->busy)
+		go_write(r);
+}
+
+/* Write what is ready of the reply; returns -1 to close. */
+static int
+write_reply(struct req *r)
+{
+	struct lws *wsi = r->wsi;
+	unsigned char buf[LWS_PRE + CHUNK], *start = buf + LWS_PRE, *p = start,
+	    *end = buf + sizeof(buf) - 1;
+	size_t n;
+	ssize_t got;
+	int final;
+
+	if (!r->ready)
+		return 0;
+	if (!r->hdr_sent) {
+		if (lws_add_http_common_headers(wsi, (unsigned)r->status, r->ctype,
+		    r->outlen, &p, end))
+			return -1;
+		if (r->close_after && lws_add_http_header_by_token(wsi,
+		    WSI_TOKEN_CONNECTION, (const unsigned char *)"close", 5, &p, end))
+			return -1;
+		if (lws_finalize_write_http_header(wsi, start, &p, end))
+			return -1;
+		r->hdr_sent = 1;
+		if (r->outlen == 0)
+			goto complete;
+		lws_callback_on_writable(wsi);
+		return 0;
+	}
+	n = r->outlen - r->sent > CHUNK ? CHUNK : (size_t)(r->outlen - r->sent);
+	if (r->from_fd) {
+		got = pread(r->fd, start, n, (off_t)r->sent);
+		if (got <= 0)
+			return -1;	/* the file shrank: cut the reply short */
+		n = (size_t)got;
+	} else {
+		memcpy(start, r->out.data + r->sent, n);
+	}
+	final = r->sent + n == r->outlen;
+	if (lws_write(wsi, start, n, final ? LWS_WRITE_HTTP_FINAL : LWS_WRITE_HTTP) < (int)n)
+		return -1;
+	r->sent += n;
+	lws_set_timeout(wsi, PENDING_TIMEOUT_HTTP_CONTENT, (int)r->s->o.idle_timeout);
+	if (!final) {
+		lws_callback_on_writable(wsi);
+		return 0;
+	}
+complete:
+	if (r->fd >= 0) {
+		close(r->fd);
+		r->fd = -1;
+	}
+	lws_set_timeout(wsi, NO_PENDING_TIMEOUT, 0);
+	if (r->close_after || r->s->stopping)
+		return -1;
+	return 1;
+}
+
+static int
+cb_http(struct lws *wsi, enum lws_callback_reasons reason, struct pss *pss,
+    void *in, size_t len)
+{
+	struct fl_server *s = lws_context_user(lws_get_context(wsi));
+	struct req *r = pss ? pss->r : NULL;
+	int rc;
+
+	switch (reason) {
+	case LWS_CALLBACK_HTTP:
+		if (r)	/* keep-alive: the last request is over */
+			req_detach(r);
+		if (!(r = pss->r = req_new(s, wsi)))
+			return -1;
+		srv_log(s, FL_LOG_DEBUG, "%s %s", method_of(wsi), (const char *)in);
+		route(r, in);
+		return 0;
+	case LWS_CALLBACK_HTTP_BODY:
+		if (!r || r->body_complete || r->body_kind == BODY_NONE)
+			return 0;
+		if (r->close_after)
+			return 0;	/* replying already; drop the rest */
+		if (r->received + len > r->limit) {
+			char m[128];
+			snprintf(m, sizeof(m), "body exceeds the limit of %llu bytes",
+			    (unsigned long long)r->limit);
+			pthread_mutex_lock(&r->mu);
+			r->failed = 1;
+			pthread_mutex_unlock(&r->mu);
+			req_reply_err(r, 413, m);
+			r->close_after = 1;
+			if (!r->busy)
+				go_write(r);
+			return 0;
+		}
+		r->received += len;
+		lws_set_timeout(wsi, PENDING_TIMEOUT_HTTP_CONTENT, (int)s->o.idle_timeout);
+		if ((rc = srv_body_chunk(r, in, len)) < 0)
+			return -1;
+		if (rc > 0)
+			lws_rx_flow_control(wsi, 0);
+		return 0;
+	case LWS_CALLBACK_HTTP_BODY_COMPLETION:
+		if (!r || r->body_complete || r->close_after)
+			return 0;
+		lws_set_timeout(wsi, NO_PENDING_TIMEOUT, 0);
+		r->body_complete = 1;
+		srv_submit_body(r);
+		return 0;
+	case LWS_CALLBACK_HTTP_WRITEABLE:
+		if (!r)
+			return 0;
+		rc = write_reply(r);
+		if (rc < 0)
+			return -1;
+		if (rc > 0) {
+			pss->r = NULL;
+			req_detach(r);
+			if (lws_http_transaction_completed(wsi))
+				return -1;
+		}
+		return 0;
+	case LWS_CALLBACK_CLOSED_HTTP:
+		if (r) {
+			pss->r = NULL;
+			req_detach(r);
+		}
+		return 0;
+	default:
+		return 0;
+	}
+}
+
+static int
+cb_ws(struct lws *wsi, enum lws_callback_reasons reason, struct pss *pss,
+    void *in, size_t len)
+{
+	struct fl_server *s = lws_context_user(lws_get_context(wsi));
+	struct wsc *c = pss ? pss->ws : NULL, **pp;
+	char uri[64], h[512], fmt[16];
+	(void)in;
+	(void)len;
+
+	switch (reason) {
+	case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION:
+		if (lws_hdr_copy(wsi, uri, sizeof(uri), WSI_TOKEN_GET_URI) <= 0 ||
+		    strcmp(uri, "/v1/events") || s->stopping)
+			return 1;
+		if (s->o.ntokens) {
+			if (lws_hdr_copy(wsi, h, sizeof(h), WSI_TOKEN_HTTP_AUTHORIZATION) <= 0 ||
+			    strncasecmp(h, "Bearer ", 7) || token_rights(s, h + 7) < 0 ||
+			    !(token_rights(s, h + 7) & FL_RIGHT_READ))
+				return 1;
+		}
+		return 0;
+	case LWS_CALLBACK_ESTABLISHED:
+		if (!(c = calloc(1, sizeof(*c))))
+			return -1;
+		c->wsi = wsi;
+		{
+			const char *q = lws_get_urlarg_by_name(wsi, "format=", fmt, sizeof(fmt));
+			c->json = q && !strcmp(q, "json");
+		}
+		c->next = s->wsc;
+		s->wsc = c;
+		pss->ws = c;
+		return 0;
+	case LWS_CALLBACK_SERVER_WRITEABLE:
+		if (c && c->qhead) {
+			struct evmsg *m = c->qhead;
+			if (lws_write(wsi, m->data + LWS_PRE, m->len,
+			    c->json ? LWS_WRITE_TEXT : LWS_WRITE_BINARY) < (int)m->len)
+				return -1;
+			c->qhead = m->next;
+			if (!c->qhead)
+				c->qtail = NULL;
+			c->nq--;
+			free(m);
+			if (c->qhead)
+				lws_callback_on_writable(wsi);
+		}
+		return 0;
+	case LWS_CALLBACK_CLOSED:
+		if (!c)
+			return 0;
+		for (pp = &s->wsc; *pp; pp = &(*pp)->next)
+			if (*pp == c) {
+				*pp = c->next;
+				break;
+			}
+		while (c->qhead) {
+			struct evmsg *m = c->qhead;
+			c->qhead = m->next;
+			free(m);
+		}
+		free(c);
+		pss->ws = NULL;
+		return 0;
+	default:
+		return 0;
+	}
+}
+
+static int
+callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
+    void *in, size_t len)
+{
+	struct pss *pss = user;
+	struct fl_server *s;
+
+	switch (reason) {
+	case LWS_CALLBACK_EVENT_WAIT_CANCELLED:
+		s = lws_context_user(lws_get_context(wsi));
+		if (s)
+			process_done(s);
+		return 0;
+	case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION:
+	case LWS_CALLBACK_ESTABLISHED:
+	case LWS_CALLBACK_SERVER_WRITEABLE:
+	case LWS_CALLBACK_CLOSED:
+	case LWS_CALLBACK_RECEIVE:
+		return cb_ws(wsi, reason, pss, in, len);
+	default:
+		return cb_http(wsi, reason, pss, in, len);
+	}
+}
+
+static const struct lws_protocols protocols[] = {
+	{ "flkit", callback, sizeof(struct pss), 0, 0, NULL, 0 },
+	{ NULL, NULL, 0, 0, 0, NULL, 0 }
+};
+
+/* A dataset's description from its header alone: never its rows. */
+static int
+dataset_info(struct fl_val *v, const struct fl_dataset_ref *d, char *err)
+{
+	struct fl_reader r;
+	struct fl_header h;
+	struct fl_val shape, x;
+	const struct fl_val *c;
+	int rc, xi, yi;
+	uint64_t classes;
+
+	if ((rc = fl_reader_open(&r, d->path, err)))
+		return rc;
+	if ((rc = fl_reader_next(&r, &h, err))) {
+		fl_reader_close(&r);
+		return rc == FL_EOF ? fl_err(err, FL_EBLOB, "%s: empty", d->path) : rc;
+	}
+	fl_reader_close(&r);
+	xi = fl_header_find(&h, "x");
+	yi = fl_header_find(&h, "y");
+	if (strcmp(h.kind, "dataset") || xi < 0 || h.t[xi].ndim < 1) {
+		fl_header_release(&h);
+		return fl_err(err, FL_EDATA, "%s: not a dataset blob (kind dataset with "
+		    "tensors x and y)", d->path);
+	}
+	fl_val_map(v);
+	fl_map_set_str(v, "key", d->key);
+	fl_map_set_uint(v, "samples", h.t[xi].shape[0]);
+	fl_val_array(&shape);
+	for (int k = 1; k < h.t[xi].ndim; k++) {
+		fl_val_uint(&x, h.t[xi].shape[k]);
+		fl_array_push(&shape, &x);
+	}
+	fl_map_set(v, "shape", &shape);
+	if ((c = fl_map_get(&h.meta, "classes")) && !fl_val_get_u64(c, &classes))
+		fl_map_set_uint(v, "classes", classes);
+	else if (yi >= 0 && h.t[yi].ndim == 2)
+		fl_map_set_uint(v, "targets", h.t[yi].shape[1]);
+	fl_header_release(&h);
+	return FL_OK;
+}
+
+static void
+lws_logger(int level, const char *line)
+{
+	(void)level;
+	(void)line;
+}
+
+int
+fl_server_new(struct fl_server **out, const struct fl_server_opts *o, char *err)
+{
+	struct fl_server *s;
+	struct lws_context_creation_info info;
+	struct fl_limits lim;
+	int rc;
+
+	*out = NULL;
+	if (!(s = calloc(1, sizeof(*s))))
+		return fl_err(err, FL_EFAIL, "out of memory");
+	s->o = *o;
+	if (!s->o.max_conns)
+		s->o.max_conns = 256;
+	if (!s->o.idle_timeout)
+		s->o.idle_timeout = 60;
+	if (!s->o.handler_timeout)
+		s->o.handler_timeout = 30;
+	if (!s->o.handler_output)
+		s->o.handler_output = 16u << 20;
+	if (!s->o.threads)
+		s->o.threads = 4;
+	fl_limits_default(&lim);
+	s->lim = lim;
+	s->max_object = o->max_object_bytes ? o->max_object_bytes : lim.total;
+	if (s->lim.total > s->max_object)
+		s->lim.total = s->max_object;
+	pthread_mutex_init(&s->qmu, NULL);
+	pthread_cond_init(&s->qcv, NULL);
+	if (!(s->ds = calloc(o->ndatasets + 1, sizeof(*s->ds)))) {
+		fl_server_free(s);
+		return fl_err(err, FL_EFAIL, "out of memory");
+	}
+	for (size_t i = 0; i < o->ndatasets; i++) {
+		if ((rc = dataset_info(&s->ds[i], &o->datasets[i], err))) {
+			fl_err_prefix(err, "dataset %s", o->datasets[i].key);
+			fl_server_free(s);
+			return rc;
+		}
+		s->nds++;
+	}
+	curl_global_init(CURL_GLOBAL_DEFAULT);
+	s->curl_init = 1;
+
+	lws_set_log_level(LLL_ERR | LLL_WARN, lws_logger);
+	memset(&info, 0, sizeof(info));
+	info.port = o->port;
+	info.iface = o->addr;
+	info.protocols = protocols;
+	info.user = s;
+	info.max_http_header_data = 8192;
+	info.max_http_header_pool = (unsigned short)(s->o.max_conns > 1024 ? 1024 : s->o.max_conns);
+	info.fd_limit_per_thread = s->o.max_conns + 16;
+	info.timeout_secs = 20;
+	info.keepalive_timeout = 30;
+	info.options = LWS_SERVER_OPTION_DISABLE_IPV6 * (strchr(o->addr, ':') == NULL);
+	if (o->tls_cert) {
+		info.options |= LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
+		info.ssl_cert_filepath = o->tls_cert;
+		info.ssl_private_key_filepath = o->tls_key;
+	}
+	if (!(s->ctx = lws_create_context(&info))) {
+		fl_server_free(s);
+		return fl_err(err, FL_EIO, "cannot listen on %s:%d (in use, or a bad "
+		    "address or certificate)", o->addr, o->port);
+	}
+	s->port = lws_get_vhost_listen_port(lws_get_vhost_by_name(s->ctx, "default"));
+	if ((rc = srv_pool_start(s, err))) {
+		fl_server_free(s);
+		return rc;
+	}
+	*out = s;
+	return FL_OK;
+}
+
+int
+fl_server_port(const struct fl_server *s)
+{
+	return s->port;
+}
+
+void
+fl_server_stop(struct fl_server *s)
+{
+	s->stop_flag = 1;
+	if (s->ctx)
+		lws_cancel_service(s->ctx);
+}
+
+int
+fl_server_run(struct fl_server *s, char *err)
+{
+	double deadline = 0;
+
+	(void)err;
+	while (1) {
+		if (s->stop_flag && !s->stopping) {
+			s->stopping = 1;
+			deadline = fl_monotonic() + GRACE;
+			srv_log(s, FL_LOG_INFO, "stopping: finishing %u request(s) in flight",
+			    s->inflight);
+		}
+		if (s->stopping && (s->inflight == 0 || fl_monotonic() > deadline))
+			break;
+		if (lws_service(s->ctx, 0) < 0)
+			break;
+	}
+	return FL_OK;
+}
+
+void
+fl_server_free(struct fl_server *s)
+{
+	if (!s)
+		return;
+	srv_pool_stop(s);
+	if (s->ctx)
+		lws_context_destroy(s->ctx);
+	/* Requests that were still held by workers are freed with the pool. */
+	process_done(s);
+	for (size_t i = 0; i < s->nds; i++)
+		fl_val_release(&s->ds[i]);
+	free(s->ds);
+	if (s->curl_init)
+		curl_global_cleanup();
+	pthread_mutex_destroy(&s->qmu);
+	pthread_cond_destroy(&s->qcv);
+	free(s);
+}

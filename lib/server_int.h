@@ -1,0 +1,136 @@
+/* server_int.h: what server.c and server_work.c share; not public. */
+#ifndef FL_SERVER_INT_H
+#define FL_SERVER_INT_H
+
+#include <pthread.h>
+#include <signal.h>
+
+#include <libwebsockets.h>
+
+#include "blob.h"
+#include "proto.h"
+#include "server.h"
+#include "store.h"
+#include "value.h"
+
+#define MAX_TICKETS 1024
+
+enum { BODY_NONE, BODY_BLOB, BODY_MESSAGE, BODY_PUSH };
+enum { DONE_REPLY = 1, DONE_RESUME = 2, DONE_EVENT = 4 };
+
+struct chunk {
+	struct chunk *next;
+	size_t len;
+	unsigned char data[];
+};
+
+/* One HTTP request. The service thread owns it, except that a worker may
+ * hold it (jobs > 0); then fields under mu are shared. */
+struct req {
+	struct fl_server *s;
+	struct lws *wsi;		/* NULL once the connection is gone */
+	pthread_mutex_t mu;
+	int jobs;			/* workers holding it (mu) */
+	int on_done, pending_what;	/* on the done list (s->qmu) */
+	struct req *done_next;
+	int failed;			/* (mu) drop the body; no reply from workers */
+	int body_done;			/* (mu) the whole body has arrived */
+	int scheduled;			/* (mu) an upload job is queued or running */
+	int paused;			/* (mu) rx flow control is off */
+	struct chunk *qhead, *qtail;	/* (mu) upload bytes for the disk */
+	size_t qbytes;
+
+	/* the reply */
+	int busy;			/* a worker will produce it */
+	int ready, hdr_sent, close_after, json, from_fd;
+	int status;
+	const char *ctype;
+	struct fl_buf out;
+	int fd;
+	uint64_t outlen, sent;
+
+	/* the request */
+	int body_kind, body_complete;
+	uint64_t limit, received;
+	struct fl_upload up;
+	struct fl_buf body;
+	char *tag, *arg;
+	const struct fl_handler *handler;
+	char ev_name[16], ev_id[FL_ID_LEN + 1], ev_kind[80];
+};
+
+struct evmsg {
+	struct evmsg *next;
+	size_t len;
+	unsigned char data[];
+};
+
+/* A WebSocket client of /v1/events. */
+struct wsc {
+	struct wsc *next;
+	struct lws *wsi;
+	int json;
+	struct evmsg *qhead, *qtail;
+	size_t nq;
+};
+
+struct pss {
+	struct req *r;
+	struct wsc *ws;
+};
+
+struct ticket {
+	char t[49];
+	double expires;
+};
+
+struct job {
+	struct job *next;
+	void (*fn)(struct req *);
+	struct req *r;
+};
+
+struct fl_server {
+	struct fl_server_opts o;
+	struct lws_context *ctx;
+	int port;
+	struct fl_limits lim;
+	uint64_t max_object;
+	struct fl_val *ds;
+	size_t nds;
+	volatile sig_atomic_t stop_flag;
+	int stopping;
+	unsigned inflight;
+	struct wsc *wsc;
+	struct ticket tickets[MAX_TICKETS];
+	size_t ntickets;
+	int curl_init;
+
+	pthread_mutex_t qmu;		/* jobs and the done list */
+	pthread_cond_t qcv;
+	struct job *jhead, *jtail;
+	struct req *done;
+	pthread_t *threads;
+	unsigned nthreads;
+	int quit;
+};
+
+void srv_log(struct fl_server *s, int level, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+void srv_event(struct fl_server *s, const char *event, const char *id, const char *kind);
+void req_reply_val(struct req *r, int status, const struct fl_val *v);
+void req_reply_err(struct req *r, int status, const char *msg);
+int status_of(int rc);
+/* From a worker: hand r back (release: the worker lets go of it). */
+void req_done(struct req *r, int what, int release);
+void req_free(struct req *r);
+
+/* server_work.c */
+int srv_pool_start(struct fl_server *s, char *err);
+void srv_pool_stop(struct fl_server *s);
+/* A piece of the body: 1 when the socket should pause, -1 on failure. */
+int srv_body_chunk(struct req *r, const void *p, size_t n);
+/* The body is whole: start the work that replies. */
+void srv_submit_body(struct req *r);
+
+#endif

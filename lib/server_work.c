@@ -1,0 +1,556 @@
+/* server_work.c: fl-serve's worker threads: uploads to disk and their
+ * validation, custom message handlers, and pushes to other workers. */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <curl/curl.h>
+
+#include "server_int.h"
+
+#define PAUSE_AT (8u << 20)
+#define RESUME_AT (2u << 20)
+
+extern char **environ;
+
+static void *
+worker_main(void *arg)
+{
+	struct fl_server *s = arg;
+	struct job *j;
+
+	for (;;) {
+		pthread_mutex_lock(&s->qmu);
+		while (!s->jhead && !s->quit)
+			pthread_cond_wait(&s->qcv, &s->qmu);
+		if (!s->jhead) {
+			pthread_mutex_unlock(&s->qmu);
+			return NULL;
+		}
+		j = s->jhead;
+		s->jhead = j->next;
+		if (!s->jhead)
+			s->jtail = NULL;
+		pthread_mutex_unlock(&s->qmu);
+		j->fn(j->r);
+		free(j);
+	}
+}
+
+int
+srv_pool_start(struct fl_server *s, char *err)
+{
+	if (!(s->threads = calloc(s->o.threads, sizeof(*s->threads))))
+		return fl_err(err, FL_EFAIL, "out of memory");
+	for (s->nthreads = 0; s->nthreads < s->o.threads; s->nthreads++)
+		if (pthread_create(&s->threads[s->nthreads], NULL, worker_main, s))
+			return fl_errno(err, FL_EFAIL, "cannot start a thread");
+	return FL_OK;
+}
+
+void
+srv_pool_stop(struct fl_server *s)
+{
+	pthread_mutex_lock(&s->qmu);
+	s->quit = 1;
+	pthread_cond_broadcast(&s->qcv);
+	pthread_mutex_unlock(&s->qmu);
+	for (unsigned i = 0; i < s->nthreads; i++)
+		pthread_join(s->threads[i], NULL);
+	free(s->threads);
+	s->threads = NULL;
+	s->nthreads = 0;
+}
+
+/* Queue fn(r); the caller has counted the job in r->jobs. */
+static void
+submit(struct req *r, void (*fn)(struct req *))
+{
+	struct fl_server *s = r->s;
+	struct job *j = malloc(sizeof(*j));
+
+	if (!j) {
+		/* Run it here rather than lose it: slow, but never wrong. */
+		fn(r);
+		return;
+	}
+	j->fn = fn;
+	j->r = r;
+	j->next = NULL;
+	pthread_mutex_lock(&s->qmu);
+	if (s->jtail)
+		s->jtail->next = j;
+	else
+		s->jhead = j;
+	s->jtail = j;
+	pthread_cond_signal(&s->qcv);
+	pthread_mutex_unlock(&s->qmu);
+}
+
+static void
+set_event(struct req *r, const char *ev, const char *id, const char *kind)
+{
+	snprintf(r->ev_name, sizeof(r->ev_name), "%s", ev);
+	snprintf(r->ev_id, sizeof(r->ev_id), "%s", id);
+	snprintf(r->ev_kind, sizeof(r->ev_kind), "%s", kind ? kind : "");
+}
+
+/* Uploads: chunks go to the temp file in order; when the body is whole,
+ * the file is validated and committed. One job at a time per upload. */
+static void
+job_upload(struct req *r)
+{
+	char err[FL_ERRLEN] = "";
+	int werr = 0;
+
+	for (;;) {
+		struct chunk *c;
+		int resume = 0;
+
+		pthread_mutex_lock(&r->mu);
+		if ((c = r->qhead)) {
+			r->qhead = c->next;
+			if (!r->qhead)
+				r->qtail = NULL;
+			r->qbytes -= c->len;
+			if (r->paused && r->qbytes < RESUME_AT) {
+				r->paused = 0;
+				resume = 1;
+			}
+		}
+		if (!c) {
+			int done = r->body_done, failed = r->failed;
+			r->scheduled = 0;
+			pthread_mutex_unlock(&r->mu);
+			if (!done || failed) {
+				req_done(r, 0, 1);
+				return;
+			}
+			break;
+		}
+		pthread_mutex_unlock(&r->mu);
+		if (!werr && !r->failed && r->up.fd >= 0 &&
+		    fl_store_write(&r->up, c->data, c->len, err))
+			werr = FL_EIO;
+		free(c);
+		if (resume)
+			req_done(r, DONE_RESUME, 0);
+		if (werr) {
+			pthread_mutex_lock(&r->mu);
+			r->failed = 1;
+			r->scheduled = 0;
+			pthread_mutex_unlock(&r->mu);
+			req_reply_err(r, 507, err);
+			req_done(r, DONE_REPLY, 1);
+			return;
+		}
+	}
+	/* The whole body is on disk. */
+	{
+		char id[FL_ID_LEN + 1];
+		struct fl_val info;
+		int rc = fl_store_commit(r->s->o.store, &r->up, &r->s->lim, r->tag, id,
+		    &info, err);
+		if (rc == FL_OK) {
+			req_reply_val(r, 201, &info);
+			set_event(r, "stored", id, fl_map_get_str(&info, "kind"));
+			srv_log(r->s, FL_LOG_INFO, "stored %s (%s, %llu bytes)", id,
+			    fl_map_get_str(&info, "kind"), (unsigned long long)r->received);
+			fl_val_release(&info);
+			req_done(r, DONE_REPLY | DONE_EVENT, 1);
+			return;
+		}
+		fl_val_release(&info);
+		srv_log(r->s, FL_LOG_INFO, "upload refused: %s", err);
+		req_reply_err(r, rc == FL_ELIMIT && strstr(err, "store full") ? 507 :
+		    status_of(rc), err);
+		req_done(r, DONE_REPLY, 1);
+	}
+}
+
+int
+srv_body_chunk(struct req *r, const void *p, size_t n)
+{
+	struct chunk *c;
+	int pause = 0;
+
+	if (r->body_kind != BODY_BLOB)
+		return fl_buf_add(&r->body, p, n) ? -1 : 0;
+	if (!(c = malloc(sizeof(*c) + n)))
+		return -1;
+	c->next = NULL;
+	c->len = n;
+	memcpy(c->data, p, n);
+	pthread_mutex_lock(&r->mu);
+	if (r->qtail)
+		r->qtail->next = c;
+	else
+		r->qhead = c;
+	r->qtail = c;
+	r->qbytes += n;
+	if (!r->paused && r->qbytes > PAUSE_AT)
+		pause = r->paused = 1;
+	if (!r->scheduled) {
+		r->scheduled = 1;
+		r->jobs++;
+		pthread_mutex_unlock(&r->mu);
+		submit(r, job_upload);
+		return pause;
+	}
+	pthread_mutex_unlock(&r->mu);
+	return pause;
+}
+
+/* Custom messages: PROGRAM with the body on stdin, its stdout the reply. */
+static void
+job_message(struct req *r)
+{
+	struct fl_server *s = r->s;
+	const struct fl_handler *h = r->handler;
+	int in[2] = { -1, -1 }, out[2] = { -1, -1 }, status = 0, rc;
+	posix_spawn_file_actions_t fa;
+	char *argv[2] = { (char *)h->program, NULL };
+	struct fl_buf o;
+	size_t off = 0;
+	pid_t pid;
+	double deadline = fl_monotonic() + s->o.handler_timeout;
+	int timed_out = 0, too_big = 0;
+	char msg[512];
+
+	fl_buf_init(&o, 0);
+	if (pipe2(in, O_CLOEXEC) || pipe2(out, O_CLOEXEC)) {
+		req_reply_err(r, 500, "cannot make a pipe");
+		goto done;
+	}
+	posix_spawn_file_actions_init(&fa);
+	posix_spawn_file_actions_adddup2(&fa, in[0], 0);
+	posix_spawn_file_actions_adddup2(&fa, out[1], 1);
+	rc = posix_spawn(&pid, h->program, &fa, NULL, argv, environ);
+	posix_spawn_file_actions_destroy(&fa);
+	close(in[0]);
+	close(out[1]);
+	in[0] = out[1] = -1;
+	if (rc) {
+		snprintf(msg, sizeof(msg), "handler %s: cannot run %s: %s", h->name,
+		    h->program, strerror(rc));
+		req_reply_err(r, 502, msg);
+		goto done;
+	}
+	fcntl(in[1], F_SETFL, O_NONBLOCK);
+	if (r->body.len == 0) {
+		close(in[1]);
+		in[1] = -1;
+	}
+	while (out[0] >= 0) {
+		struct pollfd pf[2];
+		int np = 0, ms = (int)((deadline - fl_monotonic()) * 1000);
+		if (ms <= 0) {
+			timed_out = 1;
+			break;
+		}
+		pf[np++] = (struct pollfd){ .fd = out[0], .events = POLLIN };
+		if (in[1] >= 0)
+			pf[np++] = (struct pollfd){ .fd = in[1], .events = POLLOUT };
+		if (poll(pf, (nfds_t)np, ms) < 0) {
+			if (errno == EINTR)
+				continue;
+			break;
+		}
+		if (np > 1 && pf[1].revents) {
+			ssize_t w = write(in[1], r->body.data + off, r->body.len - off);
+			if (w > 0)
+				off += (size_t)w;
+			if (w < 0 && errno != EAGAIN) {
+				close(in[1]);	/* it stopped reading: fine */
+				in[1] = -1;
+			} else if (off == r->body.len) {
+				close(in[1]);
+				in[1] = -1;
+			}
+		}
+		if (pf[0].revents) {
+			unsigned char buf[65536];
+			ssize_t got = read(out[0], buf, sizeof(buf));
+			if (got < 0 && errno == EINTR)
+				continue;
+			if (got <= 0) {
+				close(out[0]);
+				out[0] = -1;
+				break;
+			}
+			if (o.len + (size_t)got > s->o.handler_output) {
+				too_big = 1;
+				break;
+			}
+			fl_buf_add(&o, buf, (size_t)got);
+		}
+	}
+	if (timed_out || too_big)
+		kill(pid, SIGKILL);
+	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+		;
+	if (timed_out) {
+		snprintf(msg, sizeof(msg), "handler %s: no reply within %u s", h->name,
+		    s->o.handler_timeout);
+		req_reply_err(r, 504, msg);
+	} else if (too_big) {
+		snprintf(msg, sizeof(msg), "handler %s: reply exceeds %zu bytes", h->name,
+		    s->o.handler_output);
+		req_reply_err(r, 502, msg);
+	} else if (!WIFEXITED(status) || WEXITSTATUS(status)) {
+		if (WIFEXITED(status))
+			snprintf(msg, sizeof(msg), "handler %s: exited with status %d",
+			    h->name, WEXITSTATUS(status));
+		else
+			snprintf(msg, sizeof(msg), "handler %s: killed by signal %d",
+			    h->name, WTERMSIG(status));
+		req_reply_err(r, 502, msg);
+	} else {
+		fl_buf_release(&r->out);
+		r->out = o;
+		fl_buf_init(&o, 0);
+		r->status = 200;
+		r->ctype = "application/octet-stream";
+		r->outlen = r->out.len;
+	}
+	if (timed_out || too_big)
+		srv_log(s, FL_LOG_WARN, "%s", msg);
+done:
+	fl_buf_release(&o);
+	for (int i = 0; i < 2; i++) {
+		if (in[i] >= 0)
+			close(in[i]);
+		if (out[i] >= 0)
+			close(out[i]);
+	}
+	req_done(r, DONE_REPLY, 1);
+}
+
+/* A flat JSON object of strings and booleans: enough for a push body. */
+static int
+json_flat(struct fl_val *v, const char *p, size_t n)
+{
+	const char *e = p + n;
+	char key[64], val[2048];
+
+	fl_val_map(v);
+	while (p < e && *p != '{')
+		p++;
+	if (p++ >= e)
+		return -1;
+	for (;;) {
+		size_t k = 0;
+		while (p < e && strchr(" \t\r\n,", *p))
+			p++;
+		if (p < e && *p == '}')
+			return 0;
+		if (p >= e || *p++ != '"')
+			return -1;
+		while (p < e && *p != '"' && k < sizeof(key) - 1)
+			key[k++] = *p++;
+		key[k] = 0;
+		if (p >= e || *p++ != '"')
+			return -1;
+		while (p < e && strchr(" \t\r\n:", *p))
+			p++;
+		if (p < e && *p == '"') {
+			size_t l = 0;
+			p++;
+			while (p < e && *p != '"' && l < sizeof(val) - 1) {
+				if (*p == '\\' && p + 1 < e)
+					p++;
+				val[l++] = *p++;
+			}
+			val[l] = 0;
+			if (p >= e || *p++ != '"')
+				return -1;
+			fl_map_set_str(v, key, val);
+		} else if (e - p >= 4 && !strncmp(p, "true", 4)) {
+			struct fl_val b;
+			fl_val_bool(&b, 1);
+			fl_map_set(v, key, &b);
+			p += 4;
+		} else if (e - p >= 5 && !strncmp(p, "false", 5)) {
+			struct fl_val b;
+			fl_val_bool(&b, 0);
+			fl_map_set(v, key, &b);
+			p += 5;
+		} else {
+			return -1;
+		}
+	}
+}
+
+struct push_src {
+	int fd;
+	uint64_t off;
+};
+
+static size_t
+push_read(char *buf, size_t size, size_t n, void *arg)
+{
+	struct push_src *src = arg;
+	ssize_t got = pread(src->fd, buf, size * n, (off_t)src->off);
+
+	if (got < 0)
+		return CURL_READFUNC_ABORT;
+	src->off += (uint64_t)got;
+	return (size_t)got;
+}
+
+static size_t
+push_write(char *buf, size_t size, size_t n, void *arg)
+{
+	return fl_buf_add(arg, buf, size * n) ? 0 : size * n;
+}
+
+static void
+job_push(struct req *r)
+{
+	struct fl_server *s = r->s;
+	struct fl_val body, reply, res;
+	const struct fl_val *mv;
+	const char *url, *ticket, *newid;
+	char err[FL_ERRLEN], msg[FL_ERRLEN + 128], *full = NULL, kind[80] = "";
+	struct curl_slist *hdrs = NULL;
+	struct push_src src = { -1, 0 };
+	struct fl_buf got;
+	uint64_t size;
+	long code = 0;
+	int move = 0, rc;
+	CURL *c = NULL;
+	CURLcode cc;
+
+	fl_val_nil(&body);
+	fl_val_nil(&reply);
+	fl_buf_init(&got, 1 << 20);
+	if (r->body.len && r->body.data[0] == '{')
+		rc = json_flat(&body, (const char *)r->body.data, r->body.len) ? FL_EBLOB : FL_OK;
+	else
+		rc = fl_val_unpack(&body, r->body.data, r->body.len, err);
+	if (rc || body.type != FL_V_MAP || !(url = fl_map_get_str(&body, "url")) ||
+	    !(ticket = fl_map_get_str(&body, "ticket"))) {
+		req_reply_err(r, 400, "push body: a map {\"url\", \"ticket\", \"move\"} "
+		    "(msgpack or JSON)");
+		goto done;
+	}
+	if (strncmp(url, "http://", 7) && strncmp(url, "https://", 8)) {
+		req_reply_err(r, 400, "push url: http:// or https:// expected");
+		goto done;
+	}
+	if ((mv = fl_map_get(&body, "move")) && mv->type == FL_V_BOOL)
+		move = mv->v.b;
+	if ((rc = fl_store_open_object(s->o.store, r->arg, &src.fd, &size, err))) {
+		req_reply_err(r, status_of(rc), err);
+		goto done;
+	}
+	fl_store_kind(s->o.store, r->arg, kind, sizeof(kind));
+	if (!(full = malloc(strlen(url) + 16)))
+		goto oom;
+	strcpy(full, url);
+	while (full[0] && full[strlen(full) - 1] == '/')
+		full[strlen(full) - 1] = 0;
+	if (!strstr(full, "/v1/objects"))
+		strcat(full, "/v1/objects");
+	snprintf(msg, sizeof(msg), "Authorization: Ticket %s", ticket);
+	hdrs = curl_slist_append(hdrs, msg);
+	hdrs = curl_slist_append(hdrs, "Content-Type: " FL_BLOB_MIME);
+	hdrs = curl_slist_append(hdrs, "Accept: " FL_MSGPACK_MIME);
+	hdrs = curl_slist_append(hdrs, "Expect:");
+	if (!(c = curl_easy_init()) || !hdrs)
+		goto oom;
+	curl_easy_setopt(c, CURLOPT_URL, full);
+	curl_easy_setopt(c, CURLOPT_POST, 1L);
+	curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdrs);
+	curl_easy_setopt(c, CURLOPT_READFUNCTION, push_read);
+	curl_easy_setopt(c, CURLOPT_READDATA, &src);
+	curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)size);
+	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, push_write);
+	curl_easy_setopt(c, CURLOPT_WRITEDATA, &got);
+	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, 10L);
+	curl_easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, 1L);
+	curl_easy_setopt(c, CURLOPT_LOW_SPEED_TIME, 60L);
+	curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
+	if (getenv("FL_CACERT"))
+		curl_easy_setopt(c, CURLOPT_CAINFO, getenv("FL_CACERT"));
+	cc = curl_easy_perform(c);
+	curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &code);
+	if (cc != CURLE_OK) {
+		snprintf(msg, sizeof(msg), "push to %s: %s", url, curl_easy_strerror(cc));
+		req_reply_err(r, 502, msg);
+		goto done;
+	}
+	fl_val_nil(&reply);
+	if (got.len && got.data[0] != '{')
+		fl_val_unpack(&reply, got.data, got.len, err);
+	if (code != 201 || !(newid = fl_map_get_str(&reply, "id")) || !fl_id_valid(newid)) {
+		const char *e = fl_map_get_str(&reply, "error");
+		snprintf(msg, sizeof(msg), "push to %s: HTTP %ld%s%s", url, code,
+		    e ? ": " : "", e ? e : "");
+		req_reply_err(r, 502, msg);
+		goto done;
+	}
+	fl_val_map(&res);
+	fl_map_set_str(&res, "id", newid);
+	if (move) {
+		/* Only now that the destination holds it. */
+		if ((rc = fl_store_delete(s->o.store, r->arg, NULL, 0, err))) {
+			fl_map_set_str(&res, "warning", err);
+		} else {
+			set_event(r, "deleted", r->arg, kind);
+		}
+	}
+	req_reply_val(r, 200, &res);
+	fl_val_release(&res);
+	goto done;
+oom:
+	req_reply_err(r, 500, "out of memory");
+done:
+	if (c)
+		curl_easy_cleanup(c);
+	curl_slist_free_all(hdrs);
+	if (src.fd >= 0)
+		close(src.fd);
+	free(full);
+	fl_buf_release(&got);
+	fl_val_release(&body);
+	fl_val_release(&reply);
+	req_done(r, DONE_REPLY | DONE_EVENT, 1);
+}
+
+void
+srv_submit_body(struct req *r)
+{
+	pthread_mutex_lock(&r->mu);
+	r->body_done = 1;
+	r->busy = 1;
+	if (r->body_kind == BODY_BLOB && r->scheduled) {
+		/* the running job sees body_done when the queue is empty */
+		pthread_mutex_unlock(&r->mu);
+		return;
+	}
+	if (r->body_kind == BODY_BLOB)
+		r->scheduled = 1;
+	r->jobs++;
+	pthread_mutex_unlock(&r->mu);
+	switch (r->body_kind) {
+	case BODY_BLOB:
+		submit(r, job_upload);
+		break;
+	case BODY_MESSAGE:
+		submit(r, job_message);
+		break;
+	case BODY_PUSH:
+		submit(r, job_push);
+		break;
+	}
+}
