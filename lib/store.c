@@ -680,7 +680,8 @@ fl_store_list(struct fl_store *s, struct fl_val *v, char *err)
 		fl_val_release(&arr);
 		return fl_err(err, FL_EFAIL, "out of memory");
 	}
-	memcpy(snap, s->e, n * sizeof(*snap));
+	if (n)
+		memcpy(snap, s->e, n * sizeof(*snap));
 	qsort(snap, n, sizeof(*snap), by_age);
 	for (size_t i = 0; i < n && rc == FL_OK; i++) {
 		fl_val_map(&o);
