@@ -50,7 +50,7 @@ main(int argc, char **argv)
 	struct fl_ptr p;
 	char err[FL_ERRLEN], id[FL_ID_LEN + 1], path[64];
 	const char *ticket, *newid;
-	int c, rc, copy = 0;
+	int c, rc, copy = 0, timeout_given = 0;
 	uint64_t u;
 	size_t n;
 
@@ -65,6 +65,7 @@ main(int argc, char **argv)
 		case O_TIMEOUT:
 			if (fl_parse_double(optarg, &co.timeout) || co.timeout <= 0)
 				die(FL_EUSAGE, "--timeout: '%s' is not a number of seconds", optarg);
+			timeout_given = 1;
 			break;
 		case O_RETRY:
 			if (fl_parse_u64(optarg, 100, &u))
@@ -115,6 +116,10 @@ main(int argc, char **argv)
 	    fl_map_set_str(&body, "ticket", ticket) || fl_map_set(&body, "move", &v))
 		die(FL_EFAIL, "out of memory");
 	snprintf(path, sizeof(path), "/v1/objects/%s/push", id);
+	/* No byte comes back until the workers are done: a large object
+	 * takes longer than the usual idle limit. */
+	if (!timeout_given)
+		cl.o.timeout = 3600;
 	rc = fl_call(&cl, &src, "POST", path, &body, &reply, err);
 	fl_val_release(&body);
 	fl_val_release(&treply);

@@ -42,15 +42,30 @@ setup_file() {
 		python3 "$FAKE" --port "$p" --name "$name" "${args[@]}" >"$d/$name.log" 2>&1 3>&- &
 		echo $! >>"$d/pids"
 	done
+	# A CA of our own and a certificate for 127.0.0.1 it signed.
+	openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
+	    -keyout "$d/ca.key" -out "$d/ca.pem" -days 2 -subj /CN=flkit-test-ca 2>/dev/null
+	openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
+	    -keyout "$d/tls.key" -out "$d/tls.csr" -subj /CN=127.0.0.1 2>/dev/null
+	printf 'subjectAltName=IP:127.0.0.1\n' >"$d/san.ext"
+	openssl x509 -req -in "$d/tls.csr" -CA "$d/ca.pem" -CAkey "$d/ca.key" \
+	    -CAcreateserial -out "$d/tls.pem" -days 2 -extfile "$d/san.ext" 2>/dev/null
+	p=$(free_port)
+	echo "$p" >"$d/tls.port"
+	python3 "$FAKE" --port "$p" --name tls --tls-cert "$d/tls.pem" --tls-key "$d/tls.key" \
+	    >"$d/tls.log" 2>&1 3>&- &
+	echo $! >>"$d/pids"
 	mkdir -p "$d/www"
 	p=$(free_port)
 	echo "$p" >"$d/static.port"
 	(cd "$d/www" && exec python3 -m http.server "$p" --bind 127.0.0.1 >/dev/null 2>&1 3>&-) &
 	echo $! >>"$d/pids"
-	for name in alice bob small corrupt stall loopa loopb web static; do
+	for name in alice bob small corrupt stall loopa loopb web static tls; do
 		local path=/v1/health
 		[ "$name" = static ] && path=/
-		wait_for curl -sf "http://127.0.0.1:$(cat "$d/$name.port")$path" || {
+		local scheme=http
+		[ "$name" = tls ] && scheme=https
+		wait_for curl -sf --cacert "$d/ca.pem" "$scheme://127.0.0.1:$(cat "$d/$name.port")$path" || {
 			echo "worker $name did not start" >&2
 			cat "$d/$name.log" >&2
 			return 1
@@ -67,6 +82,7 @@ setup_file() {
 	loopb   http://127.0.0.1:$(cat "$d/loopb.port")
 	web     http://127.0.0.1:$(cat "$d/web.port")
 	down    http://127.0.0.1:$(free_port)
+	tls     https://127.0.0.1:$(cat "$d/tls.port")
 	wrong   http://127.0.0.1:$(cat "$d/alice.port")/   wrong.token
 	EOF
 	fl-pack init --arch 4,8,relu,3 --seed 1 >"$d/m1.blob"
@@ -324,5 +340,17 @@ port() {
 
 @test "--insecure says so" {
 	run -0 --separate-stderr fl-get --insecure --info alice
+	stderr_has 'NOT verified'
+}
+
+@test "TLS: verified against --cacert or FL_CACERT; refused without; --insecure" {
+	run -7 --separate-stderr fl-send tls "$D/m1.blob"
+	stderr_has 'tls: TLS:'
+	stderr_has '--cacert'
+	run -0 fl-send --cacert "$D/ca.pem" tls "$D/m1.blob"
+	local p=$output
+	FL_CACERT=$D/ca.pem run -0 fl-get -o out.blob "$p"
+	cmp out.blob "$D/m1.blob"
+	run -0 --separate-stderr fl-get --insecure --list tls
 	stderr_has 'NOT verified'
 }
