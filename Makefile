@@ -105,7 +105,11 @@ build/fuzz/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/fuzz.h $(FUZZLIB)
 	$(FUZZCC) $(CPPFLAGS) $(CFLAGS) $(FUZZFLAGS) -fsanitize=fuzzer -o $@ $< \
 		$(FUZZLIB) $(LDLIBS)
 
-fuzz: $(FUZZERS)
+fuzz:
+	@share/install-deps fuzz
+	@$(MAKE) --no-print-directory fuzz-run
+
+fuzz-run: $(FUZZERS)
 	@for f in $(FUZZERS); do \
 		t=$${f#build/fuzz/fuzz_}; \
 		mkdir -p build/fuzz/corpus/$$t build/fuzz/crash; \
@@ -122,5 +126,5 @@ fuzz: $(FUZZERS)
 build/tests/test_fuzz_corpus: $(wildcard tests/fuzz/*.[ch])
 
 FORCE:
-.PHONY: all deps check demo lint install uninstall clean fuzz FORCE
+.PHONY: all deps check demo lint install uninstall clean fuzz fuzz-run FORCE
 -include $(wildcard build/lib/*.d build/cmd/*.d build/fuzz/lib/*.d)
