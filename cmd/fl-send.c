@@ -39,13 +39,15 @@ static void
 show_progress(void *arg, uint64_t done, uint64_t total)
 {
 	static double last;
+	static uint64_t shown;
 	double now = fl_monotonic();
-	char line[128];
+	char line[160];
 
 	(void)arg;
-	if (now - last < 0.1 && done != total)
+	if (done == shown || (now - last < 0.1 && done != total))
 		return;
 	last = now;
+	shown = done;
 	fl_progress_format(line, sizeof(line), done, total, now - t0);
 	progress("%s", line);
 }

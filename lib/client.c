@@ -1363,8 +1363,14 @@ fl_progress_format(char *out, size_t n, uint64_t done, uint64_t total,
 	fl_size_format(d, sizeof(d), done);
 	fl_size_format(r, sizeof(r), seconds > 0 ? (uint64_t)(done / seconds) : 0);
 	if (total) {
+		char bar[21];
+		int fill = (int)(20.0 * (double)(done > total ? total : done) / (double)total);
+
+		memset(bar, '#', (size_t)fill);
+		memset(bar + fill, '.', (size_t)(20 - fill));
+		bar[20] = 0;
 		fl_size_format(t, sizeof(t), total);
-		snprintf(out, n, "%s of %s (%d%%), %s/s", d, t,
+		snprintf(out, n, "[%s] %s of %s (%d%%), %s/s", bar, d, t,
 		    (int)(100.0 * (double)done / (double)total), r);
 	} else {
 		snprintf(out, n, "%s, %s/s", d, r);

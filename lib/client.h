@@ -154,7 +154,8 @@ int fl_fetch(struct fl_client *c, const struct fl_ptr *p, int follow,
 int fl_resolve_id(struct fl_client *c, const struct fl_endpoint *ep,
     const struct fl_ptr *p, char id[FL_ID_LEN + 1], char *err);
 
-/* "12.5 MiB of 100 MiB (12%), 310 MiB/s" into out, for a progress line. */
+/* "[##....] 12.5 MiB of 100 MiB (12%), 310 MiB/s" into out, for a
+ * progress line. */
 void fl_progress_format(char *out, size_t n, uint64_t done, uint64_t total,
     double seconds);
 /* "1.5 GiB" */

@@ -354,3 +354,18 @@ port() {
 	run -0 --separate-stderr fl-get --insecure --list tls
 	stderr_has 'NOT verified'
 }
+
+@test "a blob is never written to nor read from a terminal" {
+	command -v script >/dev/null || skip "no script(1)"
+	local p
+	p=$(fl-send alice "$D/m1.blob")
+	run -2 script -qec "fl-get $p" /dev/null
+	assert_output --partial 'refusing to write a blob to a terminal'
+	run -2 script -qec "fl-send alice" /dev/null
+	assert_output --partial 'refusing to read a blob from a terminal'
+	# With --no-follow a reference's next hop is text, fine on a terminal.
+	local r
+	r=$(fl-send bob --ref "$p")
+	run -0 script -qec "fl-get --no-follow $r" /dev/null
+	assert_output --partial "/${p#alice/}"
+}
