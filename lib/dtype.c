@@ -248,18 +248,31 @@ fl_convert(void *dst, enum fl_dtype dt, const void *src, enum fl_dtype st,
 	return FL_OK;
 }
 
+/*
+ * In tiles of elements, so that the interleaved side of the copy stays in
+ * cache and each byte plane is read or written sequentially: one pass over
+ * memory instead of one per byte of an element.
+ */
+#define SHUFFLE_TILE 4096
+
 void
 fl_shuffle(unsigned char *dst, const unsigned char *src, uint64_t n, size_t k)
 {
-	for (size_t j = 0; j < k; j++)
-		for (uint64_t i = 0; i < n; i++)
-			dst[j * n + i] = src[i * k + j];
+	for (uint64_t t = 0; t < n; t += SHUFFLE_TILE) {
+		uint64_t e = n - t < SHUFFLE_TILE ? n : t + SHUFFLE_TILE;
+		for (size_t j = 0; j < k; j++)
+			for (uint64_t i = t; i < e; i++)
+				dst[j * n + i] = src[i * k + j];
+	}
 }
 
 void
 fl_unshuffle(unsigned char *dst, const unsigned char *src, uint64_t n, size_t k)
 {
-	for (size_t j = 0; j < k; j++)
-		for (uint64_t i = 0; i < n; i++)
-			dst[i * k + j] = src[j * n + i];
+	for (uint64_t t = 0; t < n; t += SHUFFLE_TILE) {
+		uint64_t e = n - t < SHUFFLE_TILE ? n : t + SHUFFLE_TILE;
+		for (size_t j = 0; j < k; j++)
+			for (uint64_t i = t; i < e; i++)
+				dst[i * k + j] = src[j * n + i];
+	}
 }
