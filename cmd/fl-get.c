@@ -142,6 +142,13 @@ info_text(const struct fl_val *r)
 		fl_size_format(size, sizeof(size), u);
 		printf("bytes:    %" PRIu64 " (%s)\n", u, size);
 	}
+	if ((ds = fl_map_get(r, "messages")) && ds->type == FL_V_ARRAY && ds->v.a.n) {
+		printf("messages:");
+		for (size_t i = 0; i < ds->v.a.n; i++)
+			printf(" %s", (s = fl_val_get_str(&ds->v.a.items[i])) ? s : "?");
+		putchar('\n');
+	}
+	ds = fl_map_get(r, "datasets");
 	for (size_t i = 0; ds && ds->type == FL_V_ARRAY && i < ds->v.a.n; i++) {
 		const struct fl_val *d = &ds->v.a.items[i], *sh = fl_map_get(d, "shape");
 		uint64_t samples = 0, classes = 0;

@@ -369,3 +369,19 @@ port() {
 	run -0 script -qec "fl-get --no-follow $r" /dev/null
 	assert_output --partial "/${p#alice/}"
 }
+
+@test "a chain of 8 references is followed, 9 are refused" {
+	local p r i w
+	p=$(fl-send alice "$D/m2.blob")
+	r=$p
+	for i in 1 2 3 4 5 6 7 8; do
+		w=bob
+		[ $((i % 2)) -eq 0 ] && w=alice
+		r=$(fl-send "$w" --ref "$r")
+	done
+	fl-get "$r" >out.blob
+	cmp out.blob "$D/m2.blob"
+	r=$(fl-send bob --ref "$r")
+	run -5 --separate-stderr fl-get "$r"
+	stderr_has 'more than 8 references'
+}
