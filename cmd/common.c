@@ -196,3 +196,22 @@ progress_done(void)
 		fputs("\r\033[K", stderr);
 	progress_shown = 0;
 }
+
+void
+progress_bytes(void *arg, uint64_t done, uint64_t total)
+{
+	static double t0, last;
+	static uint64_t shown;
+	double now = fl_monotonic();
+	char line[160];
+
+	(void)arg;
+	if (t0 == 0)
+		t0 = now;
+	if (done == shown || (now - last < 0.1 && done != total))
+		return;
+	last = now;
+	shown = done;
+	fl_progress_format(line, sizeof(line), done, total, now - t0);
+	progress("%s", line);
+}

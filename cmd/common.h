@@ -49,5 +49,8 @@ void finish_stdout(void);
 int progress_enabled(void);
 void progress(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void progress_done(void);
+/* A progress callback for transfers: a bar with bytes, share and rate,
+ * redrawn at most ten times a second, timed from its first call. */
+void progress_bytes(void *arg, uint64_t done, uint64_t total);
 
 #endif

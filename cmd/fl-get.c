@@ -33,25 +33,6 @@ usage(void)
 	usage_to(stderr, FL_EUSAGE);
 }
 
-static double t0;
-
-static void
-show_progress(void *arg, uint64_t done, uint64_t total)
-{
-	static double last;
-	static uint64_t shown;
-	double now = fl_monotonic();
-	char line[160];
-
-	(void)arg;
-	if (done == shown || (now - last < 0.1 && done != total))
-		return;
-	last = now;
-	shown = done;
-	fl_progress_format(line, sizeof(line), done, total, now - t0);
-	progress("%s", line);
-}
-
 struct sink {
 	struct output o;
 	const char *path;
@@ -129,9 +110,9 @@ list_table(const struct fl_val *r)
 static void
 info_text(const struct fl_val *r)
 {
+	uint64_t u;
 	const struct fl_val *ds = fl_map_get(r, "datasets");
 	const char *s;
-	uint64_t u;
 	char size[32];
 
 	printf("name:     %s\n", (s = fl_map_get_str(r, "name")) ? s : "?");
@@ -185,8 +166,7 @@ int
 main(int argc, char **argv)
 {
 	enum { LIST = 1, INFO, DELETE };
-	enum { O_JSON = 256, O_NOFOLLOW, O_LIST, O_INFO, O_DELETE, O_CT, O_TIMEOUT,
-	    O_RETRY, O_CACERT, O_INSECURE, O_VERSION };
+	enum { O_JSON = 256, O_NOFOLLOW, O_LIST, O_INFO, O_DELETE, O_VERSION };
 	static const struct option opts[] = {
 		{ "output", required_argument, NULL, 'o' },
 		{ "no-follow", no_argument, NULL, O_NOFOLLOW },
@@ -194,11 +174,7 @@ main(int argc, char **argv)
 		{ "info", no_argument, NULL, O_INFO },
 		{ "delete", no_argument, NULL, O_DELETE },
 		{ "json", no_argument, NULL, O_JSON },
-		{ "connect-timeout", required_argument, NULL, O_CT },
-		{ "timeout", required_argument, NULL, O_TIMEOUT },
-		{ "retry", required_argument, NULL, O_RETRY },
-		{ "cacert", required_argument, NULL, O_CACERT },
-		{ "insecure", no_argument, NULL, O_INSECURE },
+		FL_CLIENT_LONGOPTS,
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, O_VERSION },
 		{ "quiet", no_argument, NULL, 'q' },
@@ -213,7 +189,6 @@ main(int argc, char **argv)
 	struct sink s = { 0 };
 	char err[FL_ERRLEN], text[4200];
 	int c, rc, mode = 0, json = 0, nofollow = 0;
-	uint64_t u;
 
 	setprogname(argv[0]);
 	while ((c = getopt_long(argc, argv, "o:hqv", opts, NULL)) != -1) {
@@ -224,26 +199,15 @@ main(int argc, char **argv)
 		case O_INFO: mode = INFO; break;
 		case O_DELETE: mode = DELETE; break;
 		case O_JSON: json = 1; break;
-		case O_CT:
-			if (fl_parse_double(optarg, &co.connect_timeout) || co.connect_timeout <= 0)
-				die(FL_EUSAGE, "--connect-timeout: '%s' is not a number of seconds", optarg);
-			break;
-		case O_TIMEOUT:
-			if (fl_parse_double(optarg, &co.timeout) || co.timeout <= 0)
-				die(FL_EUSAGE, "--timeout: '%s' is not a number of seconds", optarg);
-			break;
-		case O_RETRY:
-			if (fl_parse_u64(optarg, 100, &u))
-				die(FL_EUSAGE, "--retry: '%s' is not a count up to 100", optarg);
-			co.retries = (int)u;
-			break;
-		case O_CACERT: co.cacert = optarg; break;
-		case O_INSECURE: co.insecure = 1; break;
 		case 'h': usage_to(stdout, 0); break;
 		case O_VERSION: print_version(); break;
 		case 'q': verbose--; break;
 		case 'v': verbose++; break;
-		default: usage();
+		default:
+			if ((rc = fl_client_opt(&co, c, optarg, err)) < 0)
+				usage();
+			if (rc)
+				die(rc, "%s", err);
 		}
 	}
 	argc -= optind;
@@ -257,10 +221,9 @@ main(int argc, char **argv)
 	if (co.insecure)
 		warn("--insecure: TLS certificates are NOT verified; anyone on the path "
 		    "can read and change what is sent");
-	co.progress = show_progress;
+	co.progress = progress_bytes;
 	if ((rc = fl_client_init(&cl, &co, err)))
 		die(rc, "%s", err);
-	t0 = fl_monotonic();
 
 	if (mode == LIST || mode == INFO) {
 		if ((rc = fl_endpoint_resolve(&ep, &cl.ws, argv[0], err)))

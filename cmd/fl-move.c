@@ -29,14 +29,10 @@ usage(void)
 int
 main(int argc, char **argv)
 {
-	enum { O_COPY = 256, O_CT, O_TIMEOUT, O_RETRY, O_CACERT, O_INSECURE, O_VERSION };
+	enum { O_COPY = 256, O_VERSION };
 	static const struct option opts[] = {
 		{ "copy", no_argument, NULL, O_COPY },
-		{ "connect-timeout", required_argument, NULL, O_CT },
-		{ "timeout", required_argument, NULL, O_TIMEOUT },
-		{ "retry", required_argument, NULL, O_RETRY },
-		{ "cacert", required_argument, NULL, O_CACERT },
-		{ "insecure", no_argument, NULL, O_INSECURE },
+		FL_CLIENT_LONGOPTS,
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, O_VERSION },
 		{ "quiet", no_argument, NULL, 'q' },
@@ -51,34 +47,23 @@ main(int argc, char **argv)
 	char err[FL_ERRLEN], id[FL_ID_LEN + 1], path[64];
 	const char *ticket, *newid;
 	int c, rc, copy = 0, timeout_given = 0;
-	uint64_t u;
 	size_t n;
 
 	setprogname(argv[0]);
 	while ((c = getopt_long(argc, argv, "hqv", opts, NULL)) != -1) {
 		switch (c) {
 		case O_COPY: copy = 1; break;
-		case O_CT:
-			if (fl_parse_double(optarg, &co.connect_timeout) || co.connect_timeout <= 0)
-				die(FL_EUSAGE, "--connect-timeout: '%s' is not a number of seconds", optarg);
-			break;
-		case O_TIMEOUT:
-			if (fl_parse_double(optarg, &co.timeout) || co.timeout <= 0)
-				die(FL_EUSAGE, "--timeout: '%s' is not a number of seconds", optarg);
-			timeout_given = 1;
-			break;
-		case O_RETRY:
-			if (fl_parse_u64(optarg, 100, &u))
-				die(FL_EUSAGE, "--retry: '%s' is not a count up to 100", optarg);
-			co.retries = (int)u;
-			break;
-		case O_CACERT: co.cacert = optarg; break;
-		case O_INSECURE: co.insecure = 1; break;
 		case 'h': usage_to(stdout, 0); break;
 		case O_VERSION: print_version(); break;
 		case 'q': verbose--; break;
 		case 'v': verbose++; break;
-		default: usage();
+		default:
+			if ((rc = fl_client_opt(&co, c, optarg, err)) < 0)
+				usage();
+			if (rc)
+				die(rc, "%s", err);
+			if (c == FL_OPT_TIMEOUT)
+				timeout_given = 1;
 		}
 	}
 	argc -= optind;

@@ -33,25 +33,6 @@ usage(void)
 	usage_to(stderr, FL_EUSAGE);
 }
 
-static double t0;
-
-static void
-show_progress(void *arg, uint64_t done, uint64_t total)
-{
-	static double last;
-	static uint64_t shown;
-	double now = fl_monotonic();
-	char line[160];
-
-	(void)arg;
-	if (done == shown || (now - last < 0.1 && done != total))
-		return;
-	last = now;
-	shown = done;
-	fl_progress_format(line, sizeof(line), done, total, now - t0);
-	progress("%s", line);
-}
-
 /* The input blob: a file, or standard input (never a terminal). */
 static int
 open_input(const char *path, const char **name)
@@ -106,19 +87,14 @@ print_stored(const char *worker, const struct fl_val *reply)
 int
 main(int argc, char **argv)
 {
-	enum { O_TAG = 256, O_REF, O_MESSAGE, O_DATA, O_PUT, O_CT, O_TIMEOUT,
-	    O_RETRY, O_CACERT, O_INSECURE, O_VERSION };
+	enum { O_TAG = 256, O_REF, O_MESSAGE, O_DATA, O_PUT, O_VERSION };
 	static const struct option opts[] = {
 		{ "tag", required_argument, NULL, O_TAG },
 		{ "ref", required_argument, NULL, O_REF },
 		{ "message", required_argument, NULL, O_MESSAGE },
 		{ "data", required_argument, NULL, O_DATA },
 		{ "put", required_argument, NULL, O_PUT },
-		{ "connect-timeout", required_argument, NULL, O_CT },
-		{ "timeout", required_argument, NULL, O_TIMEOUT },
-		{ "retry", required_argument, NULL, O_RETRY },
-		{ "cacert", required_argument, NULL, O_CACERT },
-		{ "insecure", no_argument, NULL, O_INSECURE },
+		FL_CLIENT_LONGOPTS,
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, O_VERSION },
 		{ "quiet", no_argument, NULL, 'q' },
@@ -133,7 +109,6 @@ main(int argc, char **argv)
 	char err[FL_ERRLEN], path[128];
 	const char *name;
 	int c, rc, fd;
-	uint64_t u;
 
 	setprogname(argv[0]);
 	while ((c = getopt_long(argc, argv, "hqv", opts, NULL)) != -1) {
@@ -143,26 +118,15 @@ main(int argc, char **argv)
 		case O_MESSAGE: message = optarg; break;
 		case O_DATA: data = optarg; break;
 		case O_PUT: put = optarg; break;
-		case O_CT:
-			if (fl_parse_double(optarg, &co.connect_timeout) || co.connect_timeout <= 0)
-				die(FL_EUSAGE, "--connect-timeout: '%s' is not a number of seconds", optarg);
-			break;
-		case O_TIMEOUT:
-			if (fl_parse_double(optarg, &co.timeout) || co.timeout <= 0)
-				die(FL_EUSAGE, "--timeout: '%s' is not a number of seconds", optarg);
-			break;
-		case O_RETRY:
-			if (fl_parse_u64(optarg, 100, &u))
-				die(FL_EUSAGE, "--retry: '%s' is not a count up to 100", optarg);
-			co.retries = (int)u;
-			break;
-		case O_CACERT: co.cacert = optarg; break;
-		case O_INSECURE: co.insecure = 1; break;
 		case 'h': usage_to(stdout, 0); break;
 		case O_VERSION: print_version(); break;
 		case 'q': verbose--; break;
 		case 'v': verbose++; break;
-		default: usage();
+		default:
+			if ((rc = fl_client_opt(&co, c, optarg, err)) < 0)
+				usage();
+			if (rc)
+				die(rc, "%s", err);
 		}
 	}
 	argc -= optind;
@@ -182,10 +146,9 @@ main(int argc, char **argv)
 	if (co.insecure)
 		warn("--insecure: TLS certificates are NOT verified; anyone on the path "
 		    "can read and change what is sent");
-	co.progress = show_progress;
+	co.progress = progress_bytes;
 	if ((rc = fl_client_init(&cl, &co, err)))
 		die(rc, "%s", err);
-	t0 = fl_monotonic();
 
 	if (put) {
 		fd = open_input(argc ? argv[0] : NULL, &name);

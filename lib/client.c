@@ -1337,42 +1337,34 @@ fl_ref_write(int fd, const char *worker, const char *id, char *err)
 	return rc;
 }
 
-void
-fl_size_format(char *out, size_t n, uint64_t bytes)
+int
+fl_client_opt(struct fl_client_opts *co, int code, const char *arg, char *err)
 {
-	static const char *unit[] = { "B", "KiB", "MiB", "GiB", "TiB" };
-	double v = (double)bytes;
-	int u = 0;
+	uint64_t u;
 
-	while (v >= 1024 && u < 4) {
-		v /= 1024;
-		u++;
+	switch (code) {
+	case FL_OPT_CONNECT_TIMEOUT:
+		if (fl_parse_double(arg, &co->connect_timeout) || co->connect_timeout <= 0)
+			return fl_err(err, FL_EUSAGE, "--connect-timeout: '%s' is not a "
+			    "number of seconds", arg);
+		return FL_OK;
+	case FL_OPT_TIMEOUT:
+		if (fl_parse_double(arg, &co->timeout) || co->timeout <= 0)
+			return fl_err(err, FL_EUSAGE, "--timeout: '%s' is not a number of "
+			    "seconds", arg);
+		return FL_OK;
+	case FL_OPT_RETRY:
+		if (fl_parse_u64(arg, 100, &u))
+			return fl_err(err, FL_EUSAGE, "--retry: '%s' is not a count up to "
+			    "100", arg);
+		co->retries = (int)u;
+		return FL_OK;
+	case FL_OPT_CACERT:
+		co->cacert = arg;
+		return FL_OK;
+	case FL_OPT_INSECURE:
+		co->insecure = 1;
+		return FL_OK;
 	}
-	if (u == 0)
-		snprintf(out, n, "%llu B", (unsigned long long)bytes);
-	else
-		snprintf(out, n, "%.1f %s", v, unit[u]);
-}
-
-void
-fl_progress_format(char *out, size_t n, uint64_t done, uint64_t total,
-    double seconds)
-{
-	char d[32], t[32], r[32];
-
-	fl_size_format(d, sizeof(d), done);
-	fl_size_format(r, sizeof(r), seconds > 0 ? (uint64_t)(done / seconds) : 0);
-	if (total) {
-		char bar[21];
-		int fill = (int)(20.0 * (double)(done > total ? total : done) / (double)total);
-
-		memset(bar, '#', (size_t)fill);
-		memset(bar + fill, '.', (size_t)(20 - fill));
-		bar[20] = 0;
-		fl_size_format(t, sizeof(t), total);
-		snprintf(out, n, "[%s] %s of %s (%d%%), %s/s", bar, d, t,
-		    (int)(100.0 * (double)done / (double)total), r);
-	} else {
-		snprintf(out, n, "%s, %s/s", d, r);
-	}
+	return -1;
 }

@@ -105,6 +105,27 @@ struct fl_client_opts {
 	void *progress_arg;
 };
 
+/*
+ * The network options every client program takes, for getopt_long:
+ * FL_CLIENT_LONGOPTS in its option table, and fl_client_opt for a code
+ * getopt_long returned: FL_OK when it set co, FL_EUSAGE with err filled
+ * for a bad value, -1 when code is not a network option.
+ */
+enum {
+	FL_OPT_CONNECT_TIMEOUT = 0x4000,
+	FL_OPT_TIMEOUT,
+	FL_OPT_RETRY,
+	FL_OPT_CACERT,
+	FL_OPT_INSECURE,
+};
+#define FL_CLIENT_LONGOPTS \
+	{ "connect-timeout", required_argument, NULL, FL_OPT_CONNECT_TIMEOUT }, \
+	{ "timeout", required_argument, NULL, FL_OPT_TIMEOUT }, \
+	{ "retry", required_argument, NULL, FL_OPT_RETRY }, \
+	{ "cacert", required_argument, NULL, FL_OPT_CACERT }, \
+	{ "insecure", no_argument, NULL, FL_OPT_INSECURE }
+int fl_client_opt(struct fl_client_opts *co, int code, const char *arg, char *err);
+
 struct fl_client {
 	struct fl_client_opts o;
 	struct fl_workers ws;
@@ -153,13 +174,6 @@ int fl_fetch(struct fl_client *c, const struct fl_ptr *p, int follow,
  * looked up in the worker's list (newest model, or the tagged object). */
 int fl_resolve_id(struct fl_client *c, const struct fl_endpoint *ep,
     const struct fl_ptr *p, char id[FL_ID_LEN + 1], char *err);
-
-/* "[##....] 12.5 MiB of 100 MiB (12%), 310 MiB/s" into out, for a
- * progress line. */
-void fl_progress_format(char *out, size_t n, uint64_t done, uint64_t total,
-    double seconds);
-/* "1.5 GiB" */
-void fl_size_format(char *out, size_t n, uint64_t bytes);
 
 /* A reference blob (kind "pointer", meta {worker, id}) written to fd. */
 int fl_ref_write(int fd, const char *worker, const char *id, char *err);

@@ -371,3 +371,43 @@ fl_crc32(uint32_t crc, const void *p, size_t n)
 {
 	return libdeflate_crc32(crc, p, n);
 }
+
+void
+fl_size_format(char *out, size_t n, uint64_t bytes)
+{
+	static const char *unit[] = { "B", "KiB", "MiB", "GiB", "TiB" };
+	double v = (double)bytes;
+	int u = 0;
+
+	while (v >= 1024 && u < 4) {
+		v /= 1024;
+		u++;
+	}
+	if (u == 0)
+		snprintf(out, n, "%llu B", (unsigned long long)bytes);
+	else
+		snprintf(out, n, "%.1f %s", v, unit[u]);
+}
+
+void
+fl_progress_format(char *out, size_t n, uint64_t done, uint64_t total,
+    double seconds)
+{
+	char d[32], t[32], r[32];
+
+	fl_size_format(d, sizeof(d), done);
+	fl_size_format(r, sizeof(r), seconds > 0 ? (uint64_t)(done / seconds) : 0);
+	if (total) {
+		char bar[21];
+		int fill = (int)(20.0 * (double)(done > total ? total : done) / (double)total);
+
+		memset(bar, '#', (size_t)fill);
+		memset(bar + fill, '.', (size_t)(20 - fill));
+		bar[20] = 0;
+		fl_size_format(t, sizeof(t), total);
+		snprintf(out, n, "[%s] %s of %s (%d%%), %s/s", bar, d, t,
+		    (int)(100.0 * (double)done / (double)total), r);
+	} else {
+		snprintf(out, n, "%s, %s/s", d, r);
+	}
+}

@@ -83,6 +83,13 @@ int fl_parse_size(const char *s, uint64_t *out);
  * multiply (about 4x zlib's speed here). */
 uint32_t fl_crc32(uint32_t crc, const void *p, size_t n);
 
+/* "1.5 GiB" */
+void fl_size_format(char *out, size_t n, uint64_t bytes);
+/* "[##....] 12.5 MiB of 100 MiB (12%), 310 MiB/s" into out, for a
+ * progress line; total 0 when unknown. */
+void fl_progress_format(char *out, size_t n, uint64_t done, uint64_t total,
+    double seconds);
+
 /* Random identifiers: a UUID v4 string (37 bytes with NUL). */
 void fl_uuid(char out[37]);
 
