@@ -93,28 +93,6 @@ static const struct option longopts[] = {
 	{ NULL, 0, NULL, 0 },
 };
 
-static double
-num(const char *opt, const char *s, double lo, double hi)
-{
-	double d;
-
-	if (fl_parse_double(s, &d) || !(d >= lo && d <= hi))
-		die(FL_EUSAGE, "%s: expected a number in [%g, %g], got '%s'", opt, lo,
-		    hi, s);
-	return d;
-}
-
-static uint64_t
-count(const char *opt, const char *s, uint64_t max)
-{
-	uint64_t u;
-
-	if (fl_parse_u64(s, max, &u))
-		die(FL_EUSAGE, "%s: expected a whole number up to %llu, got '%s'", opt,
-		    (unsigned long long)max, s);
-	return u;
-}
-
 static size_t
 parse_weights(const char *s, double **out)
 {
@@ -124,7 +102,7 @@ parse_weights(const char *s, double **out)
 	if (!copy || !(*out = malloc((strlen(s) / 2 + 1) * sizeof(double))))
 		die(FL_EFAIL, "out of memory");
 	for (tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save))
-		(*out)[n++] = num("--weights", tok, 0, 1e300);
+		(*out)[n++] = opt_num("--weights", tok, 0, 1e300);
 	free(copy);
 	if (n == 0)
 		die(FL_EUSAGE, "--weights: no weights given");
@@ -168,9 +146,9 @@ main(int argc, char *argv[])
 		case OPT_UNIFORM: uniform = 1; break;
 		case OPT_WEIGHTS: o.nweights = parse_weights(optarg, &weights); break;
 		case OPT_METHOD: method = optarg; break;
-		case OPT_TRIM: o.trim = num("--trim", optarg, 0, 0.4999999); break;
-		case OPT_BYZ: o.byzantine = count("--byzantine", optarg, 1000); break;
-		case OPT_MULTI: o.multi = count("--multi", optarg, 100000); break;
+		case OPT_TRIM: o.trim = opt_num("--trim", optarg, 0, 0.4999999); break;
+		case OPT_BYZ: o.byzantine = opt_count("--byzantine", optarg, 0, 1000); break;
+		case OPT_MULTI: o.multi = opt_count("--multi", optarg, 0, 100000); break;
 		case OPT_SKIPBAD: o.skip_bad = 1; break;
 		case OPT_BASE: o.base = optarg; break;
 		case OPT_SOPT:
@@ -179,19 +157,19 @@ main(int argc, char *argv[])
 				    "momentum, adam, yogi, adagrad)", optarg);
 			server_set = 1;
 			break;
-		case OPT_SLR: o.sp.lr = num("--server-lr", optarg, 0, 1e6); server_set = 1; break;
-		case OPT_SMOM: o.sp.beta1 = num("--server-momentum", optarg, 0, 1); break;
-		case OPT_SBETA2: o.sp.beta2 = num("--server-beta2", optarg, 0, 1); break;
-		case OPT_TAU: o.sp.tau = num("--tau", optarg, 0, 1e6); break;
+		case OPT_SLR: o.sp.lr = opt_num("--server-lr", optarg, 0, 1e6); server_set = 1; break;
+		case OPT_SMOM: o.sp.beta1 = opt_num("--server-momentum", optarg, 0, 1); break;
+		case OPT_SBETA2: o.sp.beta2 = opt_num("--server-beta2", optarg, 0, 1); break;
+		case OPT_TAU: o.sp.tau = opt_num("--tau", optarg, 0, 1e6); break;
 		case OPT_STATE: o.state = optarg; break;
-		case OPT_CLIP: o.clip = num("--clip", optarg, 1e-300, 1e300); break;
-		case OPT_NOISE: o.noise = num("--noise", optarg, 0, 1e6); break;
+		case OPT_CLIP: o.clip = opt_num("--clip", optarg, 1e-300, 1e300); break;
+		case OPT_NOISE: o.noise = opt_num("--noise", optarg, 0, 1e6); break;
 		case OPT_SEED:
-			o.seed = count("--seed", optarg, UINT64_MAX);
+			o.seed = opt_count("--seed", optarg, 0, UINT64_MAX);
 			o.seeded = 1;
 			break;
-		case OPT_THREADS: o.threads = (int)count("--threads", optarg, 64); break;
-		case OPT_CHUNK: o.chunk = count("--chunk", optarg, 1 << 26); break;
+		case OPT_THREADS: o.threads = (int)opt_count("--threads", optarg, 0, 64); break;
+		case OPT_CHUNK: o.chunk = opt_count("--chunk", optarg, 0, 1 << 26); break;
 		case 'q': verbose = -1; break;
 		case 'v': verbose++; break;
 		case 'h': help(); break;
