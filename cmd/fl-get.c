@@ -11,26 +11,27 @@
 #include "client.h"
 #include "common.h"
 
-static void
-usage_to(FILE *f, int status)
-{
-	fprintf(f,
+static const char usage_msg[] =
 	    "usage: fl-get [-o FILE] [--no-follow] POINTER|URL|-\n"
 	    "       fl-get --list [--json] WORKER\n"
 	    "       fl-get --info [--json] WORKER\n"
 	    "       fl-get --delete POINTER|-\n"
 	    "POINTER is WORKER (its newest model), WORKER/ID or WORKER/TAG.\n"
 	    "Network: --connect-timeout SECS, --timeout SECS, --retry N, --cacert FILE,\n"
-	    "         --insecure. Also -q (--quiet), -v (--verbose), -h (--help), --version.\n");
-	if (status == 0)
-		finish_stdout();
+	    "         --insecure. Also -q (--quiet), -v (--verbose), -h (--help), --version.\n";
+
+/* --help: stdout and status 0; a usage error: stderr and status 2. */
+static void
+usage_to(int status)
+{
+	usage_text(usage_msg, status);
 	exit(status);
 }
 
 static void
 usage(void)
 {
-	usage_to(stderr, FL_EUSAGE);
+	usage_to(FL_EUSAGE);
 }
 
 struct sink {
@@ -199,7 +200,7 @@ main(int argc, char **argv)
 		case O_INFO: mode = INFO; break;
 		case O_DELETE: mode = DELETE; break;
 		case O_JSON: json = 1; break;
-		case 'h': usage_to(stdout, 0); break;
+		case 'h': usage_to(0); break;
 		case O_VERSION: print_version(); break;
 		case 'q': verbose--; break;
 		case 'v': verbose++; break;

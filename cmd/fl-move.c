@@ -8,22 +8,23 @@
 #include "client.h"
 #include "common.h"
 
-static void
-usage_to(FILE *f, int status)
-{
-	fprintf(f,
+static const char usage_msg[] =
 	    "usage: fl-move [--copy] POINTER|- WORKER\n"
 	    "Network: --connect-timeout SECS, --timeout SECS, --retry N, --cacert FILE,\n"
-	    "         --insecure. Also -q (--quiet), -v (--verbose), -h (--help), --version.\n");
-	if (status == 0)
-		finish_stdout();
+	    "         --insecure. Also -q (--quiet), -v (--verbose), -h (--help), --version.\n";
+
+/* --help: stdout and status 0; a usage error: stderr and status 2. */
+static void
+usage_to(int status)
+{
+	usage_text(usage_msg, status);
 	exit(status);
 }
 
 static void
 usage(void)
 {
-	usage_to(stderr, FL_EUSAGE);
+	usage_to(FL_EUSAGE);
 }
 
 int
@@ -53,7 +54,7 @@ main(int argc, char **argv)
 	while ((c = getopt_long(argc, argv, "hqv", opts, NULL)) != -1) {
 		switch (c) {
 		case O_COPY: copy = 1; break;
-		case 'h': usage_to(stdout, 0); break;
+		case 'h': usage_to(0); break;
 		case O_VERSION: print_version(); break;
 		case 'q': verbose--; break;
 		case 'v': verbose++; break;

@@ -13,11 +13,7 @@
 #include "pack.h"
 #include "rng.h"
 
-/* Help on stdout with status 0 for -h; on stderr with status 2 otherwise. */
-static void
-usage_to(FILE *f, int status)
-{
-	fprintf(f,
+static const char usage_msg[] =
 	    "usage: fl-pack init --arch SPEC [--seed N] [--loss softmax-ce|mse] [-o FILE]\n"
 	    "       fl-pack info [--json] [BLOB|-]...\n"
 	    "       fl-pack verify BLOB...\n"
@@ -27,16 +23,20 @@ usage_to(FILE *f, int status)
 	    "       fl-pack split --parts N [--dirichlet ALPHA] [--seed S] [--prefix P] [--json] [DATASET|-]\n"
 	    "       fl-pack export --to safetensors|npz [-o FILE] [BLOB|-]\n"
 	    "       fl-pack import [--arch SPEC] [--loss softmax-ce|mse] [-o FILE] FILE|-\n"
-	    "Every command takes -q (--quiet), -v (--verbose) and -h (--help).\n");
-	if (status == 0)
-		finish_stdout();
+	    "Every command takes -q (--quiet), -v (--verbose) and -h (--help).\n";
+
+/* --help: stdout and status 0; a usage error: stderr and status 2. */
+static void
+usage_to(int status)
+{
+	usage_text(usage_msg, status);
 	exit(status);
 }
 
 static void
 usage(void)
 {
-	usage_to(stderr, FL_EUSAGE);
+	usage_to(FL_EUSAGE);
 }
 
 /* Options every subcommand takes. */
@@ -45,7 +45,7 @@ common_opt(int c)
 {
 	switch (c) {
 	case 'h':
-		usage_to(stdout, 0);
+		usage_to(0);
 		break;
 	case 'V':
 		print_version();
@@ -424,7 +424,7 @@ main(int argc, char **argv)
 	if (argc < 2)
 		usage();
 	if (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help"))
-		usage_to(stdout, 0);
+		usage_to(0);
 	if (!strcmp(argv[1], "--version"))
 		print_version();
 	for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++) {

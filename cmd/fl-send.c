@@ -12,25 +12,26 @@
 
 #define MAX_DATA (64u << 20)
 
-static void
-usage_to(FILE *f, int status)
-{
-	fprintf(f,
+static const char usage_msg[] =
 	    "usage: fl-send [--tag TAG] WORKER [BLOB|-]\n"
 	    "       fl-send [--tag TAG] WORKER --ref POINTER|-\n"
 	    "       fl-send --message NAME WORKER [--data FILE|-]\n"
 	    "       fl-send --put URL [BLOB|-]\n"
 	    "Network: --connect-timeout SECS, --timeout SECS, --retry N, --cacert FILE,\n"
-	    "         --insecure. Also -q (--quiet), -v (--verbose), -h (--help), --version.\n");
-	if (status == 0)
-		finish_stdout();
+	    "         --insecure. Also -q (--quiet), -v (--verbose), -h (--help), --version.\n";
+
+/* --help: stdout and status 0; a usage error: stderr and status 2. */
+static void
+usage_to(int status)
+{
+	usage_text(usage_msg, status);
 	exit(status);
 }
 
 static void
 usage(void)
 {
-	usage_to(stderr, FL_EUSAGE);
+	usage_to(FL_EUSAGE);
 }
 
 /* The input blob: a file, or standard input (never a terminal). */
@@ -118,7 +119,7 @@ main(int argc, char **argv)
 		case O_MESSAGE: message = optarg; break;
 		case O_DATA: data = optarg; break;
 		case O_PUT: put = optarg; break;
-		case 'h': usage_to(stdout, 0); break;
+		case 'h': usage_to(0); break;
 		case O_VERSION: print_version(); break;
 		case 'q': verbose--; break;
 		case 'v': verbose++; break;
