@@ -5,9 +5,11 @@
 # epoch's training loop (loading excluded for both) at 1 and 2 threads,
 # median of RUNS, the ratio of the best settings, and test accuracy after 1
 # and 5 epochs.
+# Threads: fl-fit --threads N splits each batch between N threads (one
+# OpenBLAS thread each); fit_torch.py --threads N is torch.set_num_threads.
 # Runs alternate between the two so that both meet the same load. On a busy
-# machine wall-clock rates swing; the samples per CPU second of the
-# 1-thread runs are steadier, and are printed too.
+# machine wall-clock rates swing; samples per CPU second are steadier, and
+# are printed too (for 2 threads they show what splitting costs).
 # Usage: bench/fit.sh [RUNS]   (default 3)
 # Needs /usr/bin/python3 with python3-torch and the Fashion-MNIST files in
 # $FASHION_MNIST (default /usr/share/datasets/fashion-mnist).
@@ -53,8 +55,8 @@ while [ $i -lt "$RUNS" ]; do
 	i=$((i + 1))
 done
 
-acc() {	# acc EPOCHS: flkit's test accuracy
-	$FIT --local "$D/train.blob" --lr 0.1 --batch 64 --epochs "$1" \
+acc() {	# acc EPOCHS: flkit's test accuracy at --threads 2
+	$FIT --local "$D/train.blob" --lr 0.1 --batch 64 --epochs "$1" --threads 2 \
 	    <"$D/init.blob" | $FIT --eval --json --local "$D/test.blob" |
 	    sed 's/.*"accuracy":\([0-9.]*\).*/\1/'
 }
@@ -84,11 +86,14 @@ END {
 	f1 = median("flkit1"); f2 = median("flkit2")
 	t1 = median("torch1"); t2 = median("torch2")
 	fc = median("flkit1c"); tc = median("torch1c")
+	fc2 = median("flkit2c"); tc2 = median("torch2c")
 	printf "784,128,relu,10 on Fashion-MNIST, SGD lr 0.1, batch 64, median of %d\n", runs
-	printf "%-8s %12s %12s %14s %9s %9s\n", "", "1 thread/s", "2 threads/s",
-	    "1 thr/CPU-s", "acc 1 ep", "acc 5 ep"
-	printf "%-8s %12.0f %12.0f %14.0f %9.4f %9.4f\n", "flkit", f1, f2, fc, a1, a5
-	printf "%-8s %12.0f %12.0f %14.0f %9.4f %9.4f\n", "pytorch", t1, t2, tc, b1, b5
+	printf "%-8s %12s %12s %12s %12s %9s %9s\n", "", "1 thread/s",
+	    "2 threads/s", "1 thr/CPU-s", "2 thr/CPU-s", "acc 1 ep", "acc 5 ep"
+	printf "%-8s %12.0f %12.0f %12.0f %12.0f %9.4f %9.4f\n", "flkit", f1, f2,
+	    fc, fc2, a1, a5
+	printf "%-8s %12.0f %12.0f %12.0f %12.0f %9.4f %9.4f\n", "pytorch", t1, t2,
+	    tc, tc2, b1, b5
 	fb = f1 > f2 ? f1 : f2
 	tb = t1 > t2 ? t1 : t2
 	printf "ratio, best flkit / best pytorch: %.2fx (per CPU second, 1 thread: %.2fx)\n",

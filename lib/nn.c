@@ -206,13 +206,17 @@ fl_dropout_backward(float *din, const float *dout, const float *mask, size_t n)
 	dmul_k(din + i, dout + i, mask + i, n - i);
 }
 
-float
-fl_softmax_ce(float *dlogits, const float *logits, const int32_t *y, int B,
-    int C)
+/*
+ * The losses of B rows of a batch of N: their sum over N (the mean when
+ * N == B) is the loss, and its gradient what is added into dlogits or dout.
+ */
+static float
+softmax_ce(float *dlogits, const float *logits, const int32_t *y, int B,
+    int C, int N)
 {
 	double total = 0;
 	int bad = 0;
-	float invB = 1.0f / (float)B;
+	float invB = 1.0f / (float)N;
 
 	for (int i = 0; i < B; i++) {
 		const float *x = logits + (size_t)i * C;
@@ -237,15 +241,22 @@ fl_softmax_ce(float *dlogits, const float *logits, const int32_t *y, int B,
 			d[k] -= invB;
 		}
 	}
-	return bad ? NAN : (float)(total / B);
+	return bad ? NAN : (float)(total / N);
 }
 
 float
-fl_mse(float *dout, const float *out, const float *target, int B, int N)
+fl_softmax_ce(float *dlogits, const float *logits, const int32_t *y, int B,
+    int C)
 {
-	size_t n = (size_t)B * N;
+	return softmax_ce(dlogits, logits, y, B, C, B);
+}
+
+static float
+mse(float *dout, const float *out, const float *target, int B, int N, int M)
+{
+	size_t n = (size_t)B * N, m = (size_t)M * N;
 	double total = 0;
-	float s = 2.0f / (float)n;
+	float s = 2.0f / (float)m;
 
 	for (size_t i = 0; i < n; i++) {
 		float d = out[i] - target[i];
@@ -254,7 +265,13 @@ fl_mse(float *dout, const float *out, const float *target, int B, int N)
 	if (dout)
 		for (size_t i = 0; i < n; i++)
 			dout[i] += s * (out[i] - target[i]);
-	return (float)(total / n);
+	return (float)(total / m);
+}
+
+float
+fl_mse(float *dout, const float *out, const float *target, int B, int N)
+{
+	return mse(dout, out, target, B, N, B);
 }
 
 int
@@ -371,9 +388,10 @@ check_arch(const struct fl_arch *a, int maxbatch, char *err)
 	return FL_OK;
 }
 
-int
-fl_net_init(struct fl_net *net, const struct fl_arch *arch, int maxbatch,
-    char *err)
+/* fl_net_init, over params if not NULL (borrowed) or its own. */
+static int
+net_init(struct fl_net *net, const struct fl_arch *arch, int maxbatch,
+    float *params, char *err)
 {
 	int rc, L, nt = 0;
 	size_t np = 0, na = 0, pp = 0, ap = 0;
@@ -394,7 +412,8 @@ fl_net_init(struct fl_net *net, const struct fl_arch *arch, int maxbatch,
 		}
 		na += (l->type == FL_DROPOUT ? 3 : 2) * act;
 	}
-	net->params = falloc(np);
+	net->shared = params != NULL;
+	net->params = params ? params : falloc(np);
 	net->grads = falloc(np);
 	net->acts = falloc(na);
 	net->nacts = na;
@@ -445,10 +464,25 @@ fl_net_init(struct fl_net *net, const struct fl_arch *arch, int maxbatch,
 	return FL_OK;
 }
 
+int
+fl_net_init(struct fl_net *net, const struct fl_arch *arch, int maxbatch,
+    char *err)
+{
+	return net_init(net, arch, maxbatch, NULL, err);
+}
+
+int
+fl_net_init_shared(struct fl_net *net, const struct fl_net *base,
+    int maxbatch, char *err)
+{
+	return net_init(net, &base->arch, maxbatch, base->params, err);
+}
+
 void
 fl_net_release(struct fl_net *net)
 {
-	ffree(net->params, net->nparams);
+	if (!net->shared)
+		ffree(net->params, net->nparams);
 	ffree(net->grads, net->nparams);
 	ffree(net->acts, net->nacts);
 	free(net->tensor);
@@ -512,24 +546,31 @@ fl_net_forward(struct fl_net *net, const float *x, int B, int train,
 	return in;
 }
 
+/* The loss of B rows of a batch of N (see softmax_ce). */
 static float
-loss(const struct fl_net *net, float *dout, const void *y, int B)
+loss(const struct fl_net *net, float *dout, const void *y, int B, int N)
 {
 	const struct fl_net_layer *last = &net->layer[net->arch.nlayers - 1];
 	int C = net->arch.layer[net->arch.nlayers - 1].out;
 
 	if (net->arch.loss == FL_LOSS_SOFTMAX_CE)
-		return fl_softmax_ce(dout, last->out, y, B, C);
-	return fl_mse(dout, last->out, y, B, C);
+		return softmax_ce(dout, last->out, y, B, C, N);
+	return mse(dout, last->out, y, B, C, N);
 }
 
 float
 fl_net_backward(struct fl_net *net, const void *y, int B)
 {
+	return fl_net_backward_part(net, y, B, B);
+}
+
+float
+fl_net_backward_part(struct fl_net *net, const void *y, int B, int N)
+{
 	int L = net->arch.nlayers, first = L;
 	float l;
 
-	if (B < 1 || B != net->batch)
+	if (B < 1 || B != net->batch || N < B)
 		return NAN;
 	/* Layers before the first linear one need no input gradient. */
 	for (int i = 0; i < L; i++)
@@ -539,7 +580,7 @@ fl_net_backward(struct fl_net *net, const void *y, int B)
 		}
 	memset(net->layer[L - 1].dout, 0,
 	    (size_t)B * net->arch.layer[L - 1].out * sizeof(float));
-	l = loss(net, net->layer[L - 1].dout, y, B);
+	l = loss(net, net->layer[L - 1].dout, y, B, N);
 	for (int i = L - 1; i >= first; i--) {
 		const struct fl_layer *ly = &net->arch.layer[i];
 		struct fl_net_layer *nl = &net->layer[i];
@@ -579,7 +620,7 @@ fl_net_loss(const struct fl_net *net, const void *y, int B)
 {
 	if (B < 1 || B != net->batch)
 		return NAN;
-	return loss(net, NULL, y, B);
+	return loss(net, NULL, y, B, B);
 }
 
 void

@@ -104,6 +104,7 @@ struct fl_net {
 	const float *in;	/* input of the last forward, borrowed */
 	int batch;		/* rows of the last forward */
 	int train;		/* the last forward was in training mode */
+	int shared;		/* params borrowed (fl_net_init_shared) */
 };
 
 /*
@@ -114,6 +115,14 @@ struct fl_net {
  */
 int fl_net_init(struct fl_net *net, const struct fl_arch *arch, int maxbatch,
     char *err);
+/*
+ * Set up net as a second network over base's parameters: base's arch, its
+ * own gradients and activations for batches of up to maxbatch rows, and
+ * params pointing into base's (borrowed: base must outlive net). Threads
+ * can then train parts of a batch at once (see fl_net_backward_part).
+ */
+int fl_net_init_shared(struct fl_net *net, const struct fl_net *base,
+    int maxbatch, char *err);
 void fl_net_release(struct fl_net *net);
 /* PyTorch's default Linear init: weight and bias U(-1/sqrt(IN), 1/sqrt(IN)). */
 void fl_net_init_params(struct fl_net *net, struct fl_rng *rng);
@@ -134,6 +143,14 @@ const float *fl_net_forward(struct fl_net *net, const float *x, int B,
  * forward. Returns the mean loss, or NAN for a bad label or B.
  */
 float fl_net_backward(struct fl_net *net, const void *y, int B);
+/*
+ * As fl_net_backward for B rows that are part of a batch of N rows: it
+ * returns their share of the batch's mean loss (the sum of their losses
+ * over N) and adds its gradient, so that the shares and the gradients of
+ * the parts of a batch add up to the batch's. fl_net_backward is the
+ * case N = B.
+ */
+float fl_net_backward_part(struct fl_net *net, const void *y, int B, int N);
 /* The loss of the last forward without gradients (for evaluation). */
 float fl_net_loss(const struct fl_net *net, const void *y, int B);
 void fl_net_zero_grad(struct fl_net *net);

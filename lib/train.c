@@ -1,8 +1,14 @@
 /* train.c: fit, eval and predict loops: shuffled batches gathered into one
  * buffer, an optimizer step each, FedProx, metrics, MC dropout. */
+#include <limits.h>
 #include <math.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/futex.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include <cblas.h>
 
@@ -20,6 +26,7 @@ fl_train_defaults(struct fl_train_opts *o)
 	fl_optim_defaults(&o->optim, FL_OPTIM_SGD);
 	o->epochs = 1;
 	o->batch = 32;
+	o->threads = 1;
 }
 
 void
@@ -85,23 +92,320 @@ total_steps(uint64_t n, const struct fl_train_opts *o)
 	return o->max_steps && o->max_steps < all ? o->max_steps : all;
 }
 
+/*
+ * A barrier for the threads of a fit, which meet twice a step, thousands
+ * of times a second: a waiter spins a little (the other thread is usually
+ * microseconds behind), then sleeps on a futex.
+ */
+struct barrier {
+	_Atomic unsigned gen;	/* passes so far */
+	_Atomic int count;	/* threads arrived in this pass */
+	_Atomic int sleepers;	/* threads in futex_wait */
+	int n;
+};
+
+#define SPIN 2000
+
+static void
+cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+	__builtin_ia32_pause();
+#endif
+}
+
+static void
+barrier_wait(struct barrier *b)
+{
+	unsigned g;
+
+	if (b->n < 2)
+		return;
+	g = atomic_load(&b->gen);
+	if (atomic_fetch_add(&b->count, 1) == b->n - 1) {
+		atomic_store(&b->count, 0);
+		atomic_fetch_add(&b->gen, 1);
+		if (atomic_load(&b->sleepers))
+			syscall(SYS_futex, &b->gen, FUTEX_WAKE_PRIVATE, INT_MAX,
+			    NULL, NULL, 0);
+		return;
+	}
+	for (int i = 0; i < SPIN; i++) {
+		if (atomic_load_explicit(&b->gen, memory_order_acquire) != g)
+			return;
+		cpu_relax();
+	}
+	atomic_fetch_add(&b->sleepers, 1);
+	while (atomic_load(&b->gen) == g)
+		syscall(SYS_futex, &b->gen, FUTEX_WAIT_PRIVATE, g, NULL, NULL, 0);
+	atomic_fetch_sub(&b->sleepers, 1);
+}
+
+/*
+ * One thread's part of a fit: rows [b t / n, b (t + 1) / n) of each batch
+ * on its own net over the shared parameters (part 0: the caller's net),
+ * then, once all parts are done, the sum of the parts' gradients and the
+ * optimizer step over its slice [lo, hi) of the parameters.
+ */
+struct part {
+	struct fit *f;
+	int t;
+	struct fl_net *net;
+	struct fl_net own;	/* parts above 0 */
+	struct fl_rng rd;	/* dropout masks */
+	struct fl_optim opt;	/* the fit's optimizer, on the slice */
+	size_t lo, hi;
+	int rows;		/* of the current batch */
+	float loss;		/* their share of its mean loss */
+	int correct;
+	int failed;		/* the forward pass failed */
+	pthread_t thread;
+	char pad[64];		/* no false sharing between parts */
+};
+
+/* What the threads of a fit share. */
+struct fit {
+	struct fl_net *net;
+	const struct fl_dataset *d;
+	const struct fl_train_opts *o;
+	int n;			/* parts (threads) */
+	struct part *part;
+	struct barrier bar;
+	struct fl_rng rs;	/* shuffle order */
+	uint32_t *perm;
+	float *xb, *tb, *w0;
+	int32_t *yb;
+	uint64_t steps;
+	/* Kept by part 0 alone. */
+	struct fl_train_progress p;
+	uint64_t step, maxseen, examples, correct, seen;
+	double t0, lsum;
+	int epochs;		/* begun */
+	int rc;
+	int stop;		/* part 0 tells the others after a step */
+	char *err;
+	/* The threads wait for all to have started, or for the word to quit. */
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	int go;			/* 1: run, -1: quit */
+};
+
+/* Forward and backward rows [lo, hi) of a batch of b at offset i of perm. */
+static void
+part_grad(struct part *pt, uint64_t i, int b)
+{
+	struct fit *f = pt->f;
+	const struct fl_dataset *d = f->d;
+	const int ce = f->net->arch.loss == FL_LOSS_SOFTMAX_CE;
+	const size_t F = (size_t)d->features, K = (size_t)d->k;
+	int lo = (int)((int64_t)b * pt->t / f->n);
+	int hi = (int)((int64_t)b * (pt->t + 1) / f->n);
+	const float *out;
+
+	for (int j = lo; j < hi; j++) {
+		uint32_t r = f->perm[i + (uint64_t)j];
+		memcpy(f->xb + (size_t)j * F, d->x + (size_t)r * F,
+		    F * sizeof(*f->xb));
+		if (ce)
+			f->yb[j] = d->y[r];
+		else
+			memcpy(f->tb + (size_t)j * K, d->targets + (size_t)r * K,
+			    K * sizeof(*f->tb));
+	}
+	pt->rows = hi - lo;
+	pt->loss = 0;
+	pt->correct = 0;
+	pt->failed = 0;
+	fl_net_zero_grad(pt->net);
+	if (hi == lo)
+		return;
+	if (!(out = fl_net_forward(pt->net, f->xb + (size_t)lo * F, hi - lo, 1,
+	    &pt->rd))) {
+		pt->failed = 1;
+		return;
+	}
+	pt->loss = fl_net_backward_part(pt->net, ce ? (const void *)(f->yb + lo)
+	    : (const void *)(f->tb + (size_t)lo * K), hi - lo, b);
+	if (ce)
+		pt->correct = fl_count_correct(out, f->yb + lo, hi - lo,
+		    fl_arch_out(&f->net->arch));
+}
+
+/*
+ * y += x in blocks of BLOCK: with a trip count known at compile time, gcc
+ * -O2's cheap vectorizer makes SIMD code of the inner loop.
+ */
+#define BLOCK 64
+
+static inline void
+add_k(float *restrict y, const float *restrict x, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		y[i] += x[i];
+}
+
+static void
+vadd(float *restrict y, const float *restrict x, size_t n)
+{
+	size_t i = 0;
+
+	for (; i + BLOCK <= n; i += BLOCK)
+		add_k(y + i, x + i, BLOCK);
+	add_k(y + i, x + i, n - i);
+}
+
+/* Sum the parts' gradients over the slice, in part order, and step it. */
+static void
+part_step(struct part *pt)
+{
+	struct fit *f = pt->f;
+	float *g = f->net->grads, *w = f->net->params;
+	size_t lo = pt->lo, len = pt->hi - pt->lo;
+
+	for (int t = 1; t < f->n; t++)
+		if (f->part[t].rows)
+			vadd(g + lo, f->part[t].net->grads + lo, len);
+	if (f->w0)
+		fl_prox_grad(g + lo, w + lo, f->w0 + lo, (float)f->o->prox, len);
+	fl_optim_step(&pt->opt, w + lo, g + lo);
+}
+
+/* Part 0's count of a step; non-zero to stop. */
+static int
+account(struct fit *f, int e, int b, double l)
+{
+	const int ce = f->net->arch.loss == FL_LOSS_SOFTMAX_CE;
+	const struct fl_train_opts *o = f->o;
+	struct fl_train_progress *p = &f->p;
+
+	for (int t = 0; t < f->n; t++)
+		f->correct += (uint64_t)f->part[t].correct;
+	f->step++;
+	f->seen += (uint64_t)b;
+	f->examples += (uint64_t)b;
+	f->lsum += l * b;
+	if (o->progress) {
+		double dt = fl_monotonic() - f->t0;
+		p->epoch = e + 1;
+		p->step = f->step;
+		p->seen = f->seen;
+		p->loss = f->lsum / (double)f->seen;
+		p->accuracy = ce ? (double)f->correct / (double)f->seen : NAN;
+		p->rate = dt > 0 ? (double)f->examples / dt : 0;
+		p->epoch_done = f->seen == f->d->n || f->step == f->steps;
+		if (o->progress(o->arg, p)) {
+			f->rc = fl_err(f->err, FL_EFAIL, "training stopped");
+			return 1;
+		}
+	}
+	return 0;
+}
+
+/*
+ * The loop every part runs. The parts take the same decisions from the
+ * same shared figures, so they meet at every barrier and leave together.
+ */
+static void
+run(struct part *pt)
+{
+	struct fit *f = pt->f;
+	const struct fl_dataset *d = f->d;
+	const struct fl_train_opts *o = f->o;
+	const uint64_t B = (uint64_t)o->batch;
+	uint64_t step = 0;
+	int e;
+
+	for (e = 0; e < o->epochs && step < f->steps; e++) {
+		if (pt->t == 0) {
+			fl_rng_shuffle(&f->rs, f->perm, d->n);
+			f->lsum = 0;
+			f->correct = f->seen = 0;
+		}
+		barrier_wait(&f->bar);
+		for (uint64_t i = 0; i < d->n && step < f->steps; i += B) {
+			int b = d->n - i < B ? (int)(d->n - i) : (int)B;
+			double l = 0;
+			int failed = 0;
+
+			part_grad(pt, i, b);
+			barrier_wait(&f->bar);
+			for (int t = 0; t < f->n; t++) {
+				l += (double)f->part[t].loss;
+				failed |= f->part[t].failed;
+			}
+			if (failed || !isfinite(l)) {
+				if (pt->t == 0 && failed)
+					f->rc = fl_err(f->err, FL_EFAIL,
+					    "forward pass failed (batch %d)", b);
+				else if (pt->t == 0)
+					f->rc = fl_err(f->err, FL_EDATA, "the loss "
+					    "became %s at epoch %d, step %llu (try "
+					    "a smaller learning rate)", isnan(l) ?
+					    "NaN" : "infinite", e + 1,
+					    (unsigned long long)step + 1);
+				return;
+			}
+			part_step(pt);
+			step++;
+			if (pt->t == 0) {
+				f->stop = account(f, e, b, l);
+				if (f->seen > f->maxseen)
+					f->maxseen = f->seen;
+			}
+			barrier_wait(&f->bar);
+			if (f->stop)
+				return;
+		}
+	}
+	if (pt->t == 0)
+		f->epochs = e;
+}
+
+static void *
+run_thread(void *arg)
+{
+	struct part *pt = arg;
+	struct fit *f = pt->f;
+	int go;
+
+	pthread_mutex_lock(&f->lock);
+	while (!(go = f->go))
+		pthread_cond_wait(&f->cond, &f->lock);
+	pthread_mutex_unlock(&f->lock);
+	if (go > 0)
+		run(pt);
+	return NULL;
+}
+
+/* Tell the threads to run (go 1) or to quit (-1). */
+static void
+start(struct fit *f, int go)
+{
+	pthread_mutex_lock(&f->lock);
+	f->go = go;
+	pthread_cond_broadcast(&f->cond);
+	pthread_mutex_unlock(&f->lock);
+}
+
+/* Split n floats into k slices at multiples of 16 (64 bytes). */
+static size_t
+slice(size_t n, int k, int t)
+{
+	size_t at = (size_t)((double)n * t / k) / 16 * 16;
+
+	return t == k ? n : at;
+}
+
 int
 fl_fit(struct fl_net *net, const struct fl_dataset *d,
     const struct fl_train_opts *o, struct fl_train_result *res, char *err)
 {
 	const int ce = net->arch.loss == FL_LOSS_SOFTMAX_CE;
-	const int C = fl_arch_out(&net->arch);
 	const size_t F = (size_t)d->features, K = (size_t)d->k;
-	struct fl_train_progress p = { 0 };
-	struct fl_rng rs, rd;
+	struct fit f = { .lock = PTHREAD_MUTEX_INITIALIZER,
+	    .cond = PTHREAD_COND_INITIALIZER };
 	struct fl_optim opt;
-	uint32_t *perm = NULL;
-	float *xb = NULL, *tb = NULL, *w0 = NULL;
-	int32_t *yb = NULL;
-	uint64_t steps, step = 0, maxseen = 0, examples = 0;
-	double t0 = fl_monotonic(), lsum = 0;
-	uint64_t correct = 0, seen = 0;
-	int rc, e;
+	int rc, n, started, blas = 0;
 
 	if (res)
 		memset(res, 0, sizeof(*res));
@@ -112,106 +416,101 @@ fl_fit(struct fl_net *net, const struct fl_dataset *d,
 		    UINT32_MAX);
 	if ((rc = fl_optim_init(&opt, &o->optim, net->nparams, err)))
 		return rc;
-	perm = malloc(d->n * sizeof(*perm));
-	xb = malloc((size_t)o->batch * F * sizeof(*xb) + 1);
+	n = o->threads < 1 ? 1 : o->threads < o->batch ? o->threads : o->batch;
+	f.net = net;
+	f.d = d;
+	f.o = o;
+	f.n = n;
+	f.bar.n = n;
+	f.err = err;
+	f.t0 = fl_monotonic();
+	f.perm = malloc(d->n * sizeof(*f.perm));
+	f.xb = malloc((size_t)o->batch * F * sizeof(*f.xb) + 1);
 	if (ce)
-		yb = malloc((size_t)o->batch * sizeof(*yb));
+		f.yb = malloc((size_t)o->batch * sizeof(*f.yb));
 	else
-		tb = malloc((size_t)o->batch * K * sizeof(*tb) + 1);
-	if (o->prox > 0 && (w0 = malloc(net->nparams * sizeof(*w0))))
-		memcpy(w0, net->params, net->nparams * sizeof(*w0));
-	if (!perm || !xb || (ce ? !yb : !tb) || (o->prox > 0 && !w0)) {
+		f.tb = malloc((size_t)o->batch * K * sizeof(*f.tb) + 1);
+	if (o->prox > 0 && (f.w0 = malloc(net->nparams * sizeof(*f.w0))))
+		memcpy(f.w0, net->params, net->nparams * sizeof(*f.w0));
+	f.part = calloc((size_t)n, sizeof(*f.part));
+	if (!f.perm || !f.xb || (ce ? !f.yb : !f.tb) || (o->prox > 0 && !f.w0)
+	    || !f.part) {
 		rc = fl_err(err, FL_EFAIL, "out of memory for training buffers");
 		goto out;
 	}
 	for (uint64_t i = 0; i < d->n; i++)
-		perm[i] = (uint32_t)i;
-	fl_rng_seed(&rs, o->seed);
-	fl_rng_seed(&rd, o->seed ^ DROPOUT_STREAM);
-	steps = total_steps(d->n, o);
-	p.epochs = o->epochs;
-	p.steps = steps;
+		f.perm[i] = (uint32_t)i;
+	fl_rng_seed(&f.rs, o->seed);
+	f.steps = total_steps(d->n, o);
+	f.p.epochs = o->epochs;
+	f.p.steps = f.steps;
+	for (int t = 0; t < n; t++) {
+		struct part *pt = &f.part[t];
 
-	for (e = 0; e < o->epochs && step < steps; e++) {
-		fl_rng_shuffle(&rs, perm, d->n);
-		lsum = 0;
-		correct = seen = 0;
-		for (uint64_t i = 0; i < d->n && step < steps; i += (uint64_t)o->batch) {
-			int b = d->n - i < (uint64_t)o->batch ? (int)(d->n - i) : o->batch;
-			const float *out;
-			float l;
-
-			for (int j = 0; j < b; j++) {
-				uint32_t r = perm[i + (uint64_t)j];
-				memcpy(xb + (size_t)j * F, d->x + (size_t)r * F,
-				    F * sizeof(*xb));
-				if (ce)
-					yb[j] = d->y[r];
-				else
-					memcpy(tb + (size_t)j * K,
-					    d->targets + (size_t)r * K,
-					    K * sizeof(*tb));
-			}
-			fl_net_zero_grad(net);
-			if (!(out = fl_net_forward(net, xb, b, 1, &rd))) {
-				rc = fl_err(err, FL_EFAIL, "forward pass failed "
-				    "(batch %d)", b);
+		pt->f = &f;
+		pt->t = t;
+		pt->net = net;
+		if (t > 0) {
+			if ((rc = fl_net_init_shared(&pt->own, net,
+			    (o->batch + n - 1) / n, err)))
 				goto out;
-			}
-			l = fl_net_backward(net, ce ? (const void *)yb :
-			    (const void *)tb, b);
-			if (!isfinite(l)) {
-				rc = fl_err(err, FL_EDATA, "the loss became %s at "
-				    "epoch %d, step %llu (try a smaller learning "
-				    "rate)", isnan(l) ? "NaN" : "infinite", e + 1,
-				    (unsigned long long)step + 1);
-				goto out;
-			}
-			if (ce)
-				correct += (uint64_t)fl_count_correct(out, yb, b, C);
-			if (w0)
-				fl_prox_grad(net->grads, net->params, w0,
-				    (float)o->prox, net->nparams);
-			fl_optim_step(&opt, net->params, net->grads);
-			step++;
-			seen += (uint64_t)b;
-			examples += (uint64_t)b;
-			lsum += (double)l * b;
-			if (o->progress) {
-				double dt = fl_monotonic() - t0;
-				p.epoch = e + 1;
-				p.step = step;
-				p.seen = seen;
-				p.loss = lsum / (double)seen;
-				p.accuracy = ce ? (double)correct / (double)seen : NAN;
-				p.rate = dt > 0 ? (double)examples / dt : 0;
-				p.epoch_done = seen == d->n || step == steps;
-				if (o->progress(o->arg, &p)) {
-					rc = fl_err(err, FL_EFAIL, "training stopped");
-					goto out;
-				}
-			}
+			pt->net = &pt->own;
 		}
-		if (seen > maxseen)
-			maxseen = seen;
+		/* Part t's masks: the fit's stream for one thread, one
+		 * stream per part for more. */
+		fl_rng_seed(&pt->rd, (o->seed ^ DROPOUT_STREAM) +
+		    (uint64_t)t * 0x632be59bd9b4e019ULL);
+		pt->lo = slice(net->nparams, n, t);
+		pt->hi = slice(net->nparams, n, t + 1);
+		pt->opt = opt;
+		pt->opt.n = pt->hi - pt->lo;
+		if (opt.m)
+			pt->opt.m = opt.m + pt->lo;
+		if (opt.v)
+			pt->opt.v = opt.v + pt->lo;
 	}
+	if (n > 1) {
+		/* The parts are the threads: OpenBLAS's would fight them. */
+		blas = openblas_get_num_threads();
+		openblas_set_num_threads(1);
+	}
+	for (started = 1; started < n; started++)
+		if (pthread_create(&f.part[started].thread, NULL, run_thread,
+		    &f.part[started]))
+			break;
+	start(&f, started == n ? 1 : -1);
+	if (started == n)
+		run(&f.part[0]);
+	else
+		f.rc = fl_err(err, FL_EFAIL, "cannot start %d threads", n);
+	for (int t = 1; t < started; t++)
+		pthread_join(f.part[t].thread, NULL);
+	if (blas)
+		openblas_set_num_threads(blas);
+	if ((rc = f.rc))
+		goto out;
 	if (res) {
-		res->samples = maxseen;
-		res->steps = step;
-		res->epochs = e;
-		res->loss = seen ? lsum / (double)seen : NAN;
-		res->accuracy = ce && seen ? (double)correct / (double)seen : NAN;
-		res->seconds = fl_monotonic() - t0;
-		res->rate = res->seconds > 0 ? (double)examples / res->seconds : 0;
+		res->samples = f.maxseen;
+		res->steps = f.step;
+		res->epochs = f.epochs;
+		res->loss = f.seen ? f.lsum / (double)f.seen : NAN;
+		res->accuracy = ce && f.seen ? (double)f.correct /
+		    (double)f.seen : NAN;
+		res->seconds = fl_monotonic() - f.t0;
+		res->rate = res->seconds > 0 ? (double)f.examples /
+		    res->seconds : 0;
 	}
 	rc = FL_OK;
 out:
+	for (int t = 1; f.part && t < n; t++)
+		fl_net_release(&f.part[t].own);
+	free(f.part);
 	fl_optim_release(&opt);
-	free(perm);
-	free(xb);
-	free(yb);
-	free(tb);
-	free(w0);
+	free(f.perm);
+	free(f.xb);
+	free(f.yb);
+	free(f.tb);
+	free(f.w0);
 	return rc;
 }
 

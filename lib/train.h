@@ -33,6 +33,7 @@ struct fl_train_opts {
 	double prox;		/* FedProx mu; 0 is off */
 	uint64_t seed;		/* shuffle order and dropout masks */
 	uint64_t max_steps;	/* stop after this many steps; 0: no limit */
+	int threads;		/* threads splitting each batch (see fl_fit) */
 	fl_train_cb progress;	/* may be NULL; called after every step */
 	void *arg;
 };
@@ -53,10 +54,12 @@ struct fl_eval_result {
 	double accuracy;	/* NAN for mse */
 };
 
-/* 1 epoch, batch 32, seed 0, SGD as fl_optim_defaults, no prox, no limit. */
+/* 1 epoch, batch 32, seed 0, SGD as fl_optim_defaults, no prox, no limit,
+ * 1 thread. */
 void fl_train_defaults(struct fl_train_opts *o);
 
-/* Use n threads for the dense math (OpenBLAS); n < 1 leaves it as it is. */
+/* Use n threads for the dense math (OpenBLAS) outside fl_fit's threads;
+ * n < 1 leaves it as it is. */
 void fl_train_threads(int n);
 
 /*
@@ -71,7 +74,13 @@ int fl_train_check(const struct fl_net *net, const struct fl_dataset *d,
  * Train net's parameters on d in place: per epoch a shuffle (from seed),
  * batches of o->batch rows (the last may be short), one optimizer step each;
  * with prox > 0 the proximal gradient towards the parameters net had on
- * entry. Allocates once per call, nothing per step. Returns FL_OK,
+ * entry. With o->threads n > 1, n threads (the caller's and n - 1 more)
+ * each take a part of every batch on a net of their own over net's
+ * parameters, OpenBLAS using one thread meanwhile; their gradients are
+ * summed in a fixed order and each steps a slice of the parameters. The
+ * result is the same for the same seed and n, but not the same for another
+ * n (the sums run in another order, and each part draws its own dropout
+ * masks). Allocates once per call, nothing per step. Returns FL_OK,
  * FL_EDATA (d does not fit, or the loss stopped being finite: net then
  * holds the parameters of the failing step), FL_EUSAGE (bad options),
  * FL_EFAIL (out of memory, or stopped by the callback), filling err.

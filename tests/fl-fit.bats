@@ -172,6 +172,31 @@ PY
 	fl-fit --local toy.blob --threads 2 <m.blob >a.blob
 	fl-fit --local toy.blob --threads 2 <m.blob >b.blob
 	[ "$(tensors a.blob)" = "$(tensors b.blob)" ]
+	# 2 is the default, and the meta says so.
+	fl-fit --local toy.blob <m.blob >c.blob
+	[ "$(tensors a.blob)" = "$(tensors c.blob)" ]
+	run -0 meta c.blob fit; assert_output --partial '"threads":2'
+	# Another count: another order of sums, much the same model.
+	fl-fit --local toy.blob --epochs 10 --lr 0.1 --batch 16 --threads 1 <m.blob >one.blob
+	fl-fit --local toy.blob --epochs 10 --lr 0.1 --batch 16 --threads 2 <m.blob >two.blob
+	fl-fit --local toy.blob --epochs 10 --lr 0.1 --batch 16 --threads 2 <m.blob >two2.blob
+	fl-fit --local toy.blob --epochs 10 --lr 0.1 --batch 16 --threads 3 <m.blob >three.blob
+	[ "$(tensors two.blob)" = "$(tensors two2.blob)" ]
+	[ "$(tensors one.blob)" != "$(tensors two.blob)" ]
+	run -0 meta one.blob fit; assert_output --partial '"threads":1'
+	for f in one two three; do
+		fl-fit --eval --json --local toy.blob <$f.blob >$f.json
+	done
+	python3 - <<'PY'
+import json
+r = {f: json.load(open(f + ".json")) for f in ("one", "two", "three")}
+for f in ("two", "three"):
+    assert abs(r[f]["loss"] - r["one"]["loss"]) < 1e-3, r
+    assert abs(r[f]["accuracy"] - r["one"]["accuracy"]) < 0.01, r
+PY
+	# For --eval, threads of the dense math: the same figures.
+	run -0 fl-fit --eval --json --threads 2 --local toy.blob <one.blob
+	assert_output "$(cat one.json)"
 	run -2 fl-fit --local toy.blob --threads 0 <m.blob
 }
 

@@ -279,6 +279,153 @@ test_predict(void)
 	fl_dataset_release(&d);
 }
 
+/* mse targets for d: onehot(y) * 2 - 1 over 3 outputs. */
+static void
+to_mse(struct fl_dataset *d)
+{
+	d->targets = malloc(d->n * 3 * sizeof(float));
+	d->k = 3;
+	for (uint64_t i = 0; i < d->n; i++)
+		for (int c = 0; c < 3; c++)
+			d->targets[i * 3 + (uint64_t)c] = d->y[i] == c ? 1.0f : -1.0f;
+	free(d->y);
+	d->y = NULL;
+}
+
+/* Params after fitting spec with threads 1 and 2 from the same start. */
+static double
+fit_pair(const char *spec, struct fl_dataset *d, struct fl_train_opts *o,
+    struct fl_train_result *r1, struct fl_train_result *r2)
+{
+	struct fl_net a, b;
+	double worst;
+	int rc1, rc2;
+
+	mknet(&a, spec, o->batch, 4);
+	mknet(&b, spec, o->batch, 4);
+	o->threads = 1;
+	rc1 = fl_fit(&a, d, o, r1, err);
+	o->threads = 2;
+	rc2 = fl_fit(&b, d, o, r2, err);
+	worst = rc1 || rc2 ? INFINITY : unit_maxrel(b.params, a.params,
+	    a.nparams, 1e-3);
+	fl_net_release(&a);
+	fl_net_release(&b);
+	return worst;
+}
+
+static void
+test_threads(void)
+{
+	struct fl_net a, b, c;
+	struct fl_dataset d;
+	struct fl_train_opts o;
+	struct fl_train_result r1, r2;
+	struct fl_eval_result e1, e2;
+	const char *spec = "4,16,relu,dropout:0.2,3";
+	double worst;
+
+	/* Halves of a batch sum to its gradient: one step agrees. */
+	toy(&d, 100);
+	fl_train_defaults(&o);
+	o.batch = 16;
+	o.optim.lr = 0.5;
+	o.max_steps = 1;
+	worst = fit_pair("4,16,tanh,3", &d, &o, &r1, &r2);
+	CHECK(worst < 1e-5 && fabs(r1.loss - r2.loss) < 1e-6, "softmax-ce: one "
+	    "step on 2 threads is one on 1 (%.2g, loss %.6f, %.6f)", worst,
+	    r1.loss, r2.loss);
+	o.batch = 7;	/* odd: parts of 3 and 4 rows */
+	o.max_steps = 0;
+	o.epochs = 2;
+	o.prox = 0.5;
+	o.optim.momentum = 0.9;
+	o.optim.lr = 0.05;
+	worst = fit_pair("4,16,relu,3", &d, &o, &r1, &r2);
+	CHECK(worst < 1e-3 && r1.steps == 30 && r2.steps == 30, "batches of 7 "
+	    "with momentum and prox: 2 epochs agree (%.2g)", worst);
+	fl_optim_defaults(&o.optim, FL_OPTIM_ADAM);
+	o.prox = 0;
+	worst = fit_pair("4,16,relu,3", &d, &o, &r1, &r2);
+	CHECK(worst < 1e-3, "adam steps its slices as one (%.2g)", worst);
+	to_mse(&d);
+	fl_train_defaults(&o);
+	o.batch = 16;
+	o.optim.lr = 0.1;
+	o.max_steps = 1;
+	{
+		struct fl_arch ar;
+		struct fl_net m1, m2;
+		struct fl_rng r;
+
+		fl_arch_parse(&ar, "4,8,sigmoid,3", err);
+		fl_loss_parse("mse", &ar.loss);
+		fl_net_init(&m1, &ar, 16, err);
+		fl_net_init(&m2, &ar, 16, err);
+		fl_rng_seed(&r, 1);
+		fl_net_init_params(&m1, &r);
+		memcpy(m2.params, m1.params, m1.nparams * sizeof(float));
+		o.threads = 1;
+		fl_fit(&m1, &d, &o, &r1, err);
+		o.threads = 2;
+		CHECK(fl_fit(&m2, &d, &o, &r2, err) == FL_OK, "mse on 2 threads");
+		worst = unit_maxrel(m2.params, m1.params, m1.nparams, 1e-3);
+		CHECK(worst < 1e-5 && fabs(r1.loss - r2.loss) < 1e-6, "mse: one "
+		    "step on 2 threads is one on 1 (%.2g, loss %.6f, %.6f)",
+		    worst, r1.loss, r2.loss);
+		fl_net_release(&m1);
+		fl_net_release(&m2);
+	}
+	fl_dataset_release(&d);
+
+	/* Training with dropout: repeatable, and as good as on 1 thread. */
+	toy(&d, 300);
+	mknet(&a, spec, 16, 1);
+	mknet(&b, spec, 16, 1);
+	mknet(&c, spec, 16, 1);
+	fl_train_defaults(&o);
+	o.epochs = 10;
+	o.batch = 16;
+	o.optim.lr = 0.1;
+	o.seed = 5;
+	o.threads = 1;
+	fl_fit(&a, &d, &o, &r1, err);
+	o.threads = 2;
+	CHECK(fl_fit(&b, &d, &o, &r2, err) == FL_OK, "fit on 2 threads");
+	fl_fit(&c, &d, &o, NULL, err);
+	CHECK(!memcmp(b.params, c.params, b.nparams * sizeof(float)),
+	    "2 threads: the same seed gives the same parameters, bit for bit");
+	CHECK(memcmp(a.params, b.params, a.nparams * sizeof(float)),
+	    "2 threads draw other masks than 1");
+	fl_eval(&a, &d, &e1, err);
+	fl_eval(&b, &d, &e2, err);
+	CHECK(e2.accuracy == 1.0 && e1.accuracy == 1.0 &&
+	    fabs(e2.loss - e1.loss) < 0.02 && fabs(r2.loss - r1.loss) < 0.02,
+	    "2 threads train as well as 1 (loss %.4f, %.4f; training %.4f, "
+	    "%.4f)", e2.loss, e1.loss, r2.loss, r1.loss);
+	CHECK(r2.steps == r1.steps && r2.samples == 300, "the same steps "
+	    "(%llu)", (unsigned long long)r2.steps);
+
+	/* More threads than rows in the last batch (300 = 37 * 8 + 4). */
+	o.batch = 8;
+	o.threads = 6;
+	o.epochs = 1;
+	CHECK(fl_fit(&c, &d, &o, &r2, err) == FL_OK && r2.steps == 38,
+	    "6 threads over batches of 8 and a last of 4 (%llu steps)",
+	    (unsigned long long)r2.steps);
+	o.threads = 64;	/* capped at the batch */
+	CHECK(fl_fit(&c, &d, &o, &r2, err) == FL_OK && isfinite(r2.loss),
+	    "64 threads for batches of 8");
+	o.optim.lr = 1e30;
+	o.threads = 2;
+	CHECK(fl_fit(&c, &d, &o, NULL, err) == FL_EDATA && strstr(err, "NaN"),
+	    "2 threads: a loss turning NaN stops the fit (%s)", err);
+	fl_net_release(&a);
+	fl_net_release(&b);
+	fl_net_release(&c);
+	fl_dataset_release(&d);
+}
+
 static int
 count_cb(void *arg, const struct fl_train_progress *p)
 {
@@ -350,6 +497,35 @@ test_errors_and_limits(void)
 	fl_dataset_release(&d);
 }
 
+/* The callback runs on the caller's thread, and can stop a threaded fit. */
+static void
+test_threads_progress(void)
+{
+	struct fl_net net;
+	struct fl_dataset d;
+	struct fl_train_opts o;
+	struct fl_train_result res;
+	int calls[3] = { 0, 0, 0 };
+
+	toy(&d, 100);
+	mknet(&net, "4,8,relu,3", 8, 2);
+	fl_train_defaults(&o);
+	o.batch = 8;
+	o.epochs = 3;
+	o.threads = 2;
+	o.progress = count_cb;
+	o.arg = calls;
+	fl_fit(&net, &d, &o, &res, err);
+	CHECK(calls[0] == 39 && calls[1] == 3 && res.samples == 100,
+	    "2 threads: 39 calls, 3 epoch ends (%d, %d)", calls[0], calls[1]);
+	calls[0] = 0;
+	calls[2] = 4;
+	CHECK(fl_fit(&net, &d, &o, &res, err) == FL_EFAIL && calls[0] == 4,
+	    "the callback stops a fit on 2 threads (%d calls)", calls[0]);
+	fl_net_release(&net);
+	fl_dataset_release(&d);
+}
+
 static void
 test_inputs_load(void)
 {
@@ -392,6 +568,8 @@ main(void)
 	test_eval_by_hand();
 	test_predict();
 	test_errors_and_limits();
+	test_threads_progress();
+	test_threads();
 	test_inputs_load();
 	return unit_done();
 }
