@@ -88,6 +88,13 @@ usage_text(const char *text, int code)
 	return 0;
 }
 
+void
+usage_exit(const char *text, int code)
+{
+	usage_text(text, code);
+	exit(code);
+}
+
 double
 opt_num(const char *opt, const char *s, double lo, double hi)
 {

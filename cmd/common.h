@@ -21,6 +21,8 @@ void print_version(void);
 /* Print a usage text: to stdout with status 0 for --help, else to stderr,
  * exiting with code. Returns 0 (after checking stdout) when code is 0. */
 int usage_text(const char *text, int code);
+/* The same, always exiting with code. */
+_Noreturn void usage_exit(const char *text, int code);
 /* Option values, dying with a usage error that names the option. */
 double opt_num(const char *opt, const char *s, double lo, double hi);
 uint64_t opt_count(const char *opt, const char *s, uint64_t lo, uint64_t max);

@@ -20,19 +20,6 @@ static const char usage_msg[] =
 	    "Network: --connect-timeout SECS, --timeout SECS, --retry N, --cacert FILE,\n"
 	    "         --insecure. Also -q (--quiet), -v (--verbose), -h (--help), --version.\n";
 
-/* --help: stdout and status 0; a usage error: stderr and status 2. */
-static void
-usage_to(int status)
-{
-	usage_text(usage_msg, status);
-	exit(status);
-}
-
-static void
-usage(void)
-{
-	usage_to(FL_EUSAGE);
-}
 
 struct sink {
 	struct output o;
@@ -200,13 +187,13 @@ main(int argc, char **argv)
 		case O_INFO: mode = INFO; break;
 		case O_DELETE: mode = DELETE; break;
 		case O_JSON: json = 1; break;
-		case 'h': usage_to(0); break;
+		case 'h': usage_exit(usage_msg, 0); break;
 		case O_VERSION: print_version(); break;
 		case 'q': verbose--; break;
 		case 'v': verbose++; break;
 		default:
 			if ((rc = fl_client_opt(&co, c, optarg, err)) < 0)
-				usage();
+				usage_exit(usage_msg, FL_EUSAGE);
 			if (rc)
 				die(rc, "%s", err);
 		}
@@ -214,7 +201,7 @@ main(int argc, char **argv)
 	argc -= optind;
 	argv += optind;
 	if (argc != 1)
-		usage();
+		usage_exit(usage_msg, FL_EUSAGE);
 	if (mode && (s.path || nofollow))
 		die(FL_EUSAGE, "-o and --no-follow go with fetching, not --list, --info or --delete");
 	if (json && mode != LIST && mode != INFO)

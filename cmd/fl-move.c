@@ -13,19 +13,6 @@ static const char usage_msg[] =
 	    "Network: --connect-timeout SECS, --timeout SECS, --retry N, --cacert FILE,\n"
 	    "         --insecure. Also -q (--quiet), -v (--verbose), -h (--help), --version.\n";
 
-/* --help: stdout and status 0; a usage error: stderr and status 2. */
-static void
-usage_to(int status)
-{
-	usage_text(usage_msg, status);
-	exit(status);
-}
-
-static void
-usage(void)
-{
-	usage_to(FL_EUSAGE);
-}
 
 int
 main(int argc, char **argv)
@@ -54,13 +41,13 @@ main(int argc, char **argv)
 	while ((c = getopt_long(argc, argv, "hqv", opts, NULL)) != -1) {
 		switch (c) {
 		case O_COPY: copy = 1; break;
-		case 'h': usage_to(0); break;
+		case 'h': usage_exit(usage_msg, 0); break;
 		case O_VERSION: print_version(); break;
 		case 'q': verbose--; break;
 		case 'v': verbose++; break;
 		default:
 			if ((rc = fl_client_opt(&co, c, optarg, err)) < 0)
-				usage();
+				usage_exit(usage_msg, FL_EUSAGE);
 			if (rc)
 				die(rc, "%s", err);
 			if (c == FL_OPT_TIMEOUT)
@@ -70,7 +57,7 @@ main(int argc, char **argv)
 	argc -= optind;
 	argv += optind;
 	if (argc != 2)
-		usage();
+		usage_exit(usage_msg, FL_EUSAGE);
 	if (co.insecure)
 		warn("--insecure: TLS certificates are NOT verified; anyone on the path "
 		    "can read and change what is sent");

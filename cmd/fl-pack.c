@@ -25,19 +25,6 @@ static const char usage_msg[] =
 	    "       fl-pack import [--arch SPEC] [--loss softmax-ce|mse] [-o FILE] FILE|-\n"
 	    "Every command takes -q (--quiet), -v (--verbose) and -h (--help).\n";
 
-/* --help: stdout and status 0; a usage error: stderr and status 2. */
-static void
-usage_to(int status)
-{
-	usage_text(usage_msg, status);
-	exit(status);
-}
-
-static void
-usage(void)
-{
-	usage_to(FL_EUSAGE);
-}
 
 /* Options every subcommand takes. */
 static int
@@ -45,7 +32,7 @@ common_opt(int c)
 {
 	switch (c) {
 	case 'h':
-		usage_to(0);
+		usage_exit(usage_msg, 0);
 		break;
 	case 'V':
 		print_version();
@@ -97,11 +84,11 @@ cmd_init(int argc, char **argv)
 			break;
 		default:
 			if (!common_opt(c))
-				usage();
+				usage_exit(usage_msg, FL_EUSAGE);
 		}
 	}
 	if (optind != argc || !spec)
-		usage();
+		usage_exit(usage_msg, FL_EUSAGE);
 	if (fl_arch_parse(&arch, spec, err))
 		die(FL_EUSAGE, "%s", err);
 	if (loss && fl_loss_parse(loss, &arch.loss))
@@ -229,7 +216,7 @@ cmd_info(int argc, char **argv)
 		if (c == 'j')
 			json = 1;
 		else if (!common_opt(c))
-			usage();
+			usage_exit(usage_msg, FL_EUSAGE);
 	}
 	argc -= optind;
 	argv += optind;
@@ -277,11 +264,11 @@ cmd_verify(int argc, char **argv)
 
 	while ((c = getopt_long(argc, argv, "hqv", opts, NULL)) != -1)
 		if (!common_opt(c))
-			usage();
+			usage_exit(usage_msg, FL_EUSAGE);
 	argc -= optind;
 	argv += optind;
 	if (argc == 0)
-		usage();
+		usage_exit(usage_msg, FL_EUSAGE);
 	for (int i = 0; i < argc; i++) {
 		struct fl_reader r;
 		struct fl_header h;
@@ -342,13 +329,13 @@ cmd_convert(int argc, char **argv)
 		case 'o': out = optarg; break;
 		default:
 			if (!common_opt(c))
-				usage();
+				usage_exit(usage_msg, FL_EUSAGE);
 		}
 	}
 	argc -= optind;
 	argv += optind;
 	if (argc > 1)
-		usage();
+		usage_exit(usage_msg, FL_EUSAGE);
 	if (argc == 1)
 		in = argv[0];
 	if ((rc = fl_reader_open(&r, in, err)))
@@ -422,9 +409,9 @@ main(int argc, char **argv)
 {
 	setprogname(argv[0]);
 	if (argc < 2)
-		usage();
+		usage_exit(usage_msg, FL_EUSAGE);
 	if (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help"))
-		usage_to(0);
+		usage_exit(usage_msg, 0);
 	if (!strcmp(argv[1], "--version"))
 		print_version();
 	for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++) {

@@ -20,19 +20,6 @@ static const char usage_msg[] =
 	    "Network: --connect-timeout SECS, --timeout SECS, --retry N, --cacert FILE,\n"
 	    "         --insecure. Also -q (--quiet), -v (--verbose), -h (--help), --version.\n";
 
-/* --help: stdout and status 0; a usage error: stderr and status 2. */
-static void
-usage_to(int status)
-{
-	usage_text(usage_msg, status);
-	exit(status);
-}
-
-static void
-usage(void)
-{
-	usage_to(FL_EUSAGE);
-}
 
 /* The input blob: a file, or standard input (never a terminal). */
 static int
@@ -119,13 +106,13 @@ main(int argc, char **argv)
 		case O_MESSAGE: message = optarg; break;
 		case O_DATA: data = optarg; break;
 		case O_PUT: put = optarg; break;
-		case 'h': usage_to(0); break;
+		case 'h': usage_exit(usage_msg, 0); break;
 		case O_VERSION: print_version(); break;
 		case 'q': verbose--; break;
 		case 'v': verbose++; break;
 		default:
 			if ((rc = fl_client_opt(&co, c, optarg, err)) < 0)
-				usage();
+				usage_exit(usage_msg, FL_EUSAGE);
 			if (rc)
 				die(rc, "%s", err);
 		}
@@ -141,7 +128,7 @@ main(int argc, char **argv)
 	if (tag && !fl_tag_valid(tag))
 		die(FL_EUSAGE, "--tag: '%s' is not a tag (letters, digits, '.', '_', '-')", tag);
 	if (put ? argc > 1 : (argc < 1 || argc > ((ref || message) ? 1 : 2)))
-		usage();
+		usage_exit(usage_msg, FL_EUSAGE);
 	if (put && !fl_is_url(put))
 		die(FL_EUSAGE, "--put: '%s' is not an http:// or https:// URL", put);
 	if (co.insecure)
