@@ -83,3 +83,6 @@ row "curl > /dev/null" "$(med curl -sf -o /dev/null -H "Authorization: Bearer $t
     "http://127.0.0.1:$port/v1/objects/$id")"
 cmp "$D/out.blob" "$D/m.blob"
 rm -f "$D/out.blob"
+# The server holds no object whole: its peak RSS over all the transfers.
+printf '%-28s %s\n' "fl-serve peak RSS" \
+    "$(awk '/^VmHWM/ { printf "%.0f MiB", $2 / 1024 }' /proc/$srv/status)"
