@@ -169,7 +169,6 @@ static void
 stamp(struct fl_val *meta, const struct fl_train_opts *o,
     const struct fl_train_result *res, const char *client)
 {
-	struct fl_val metrics, fit;
 	char host[256];
 
 	if (!client) {
@@ -178,24 +177,7 @@ stamp(struct fl_val *meta, const struct fl_train_opts *o,
 		host[sizeof(host) - 1] = '\0';
 		client = host;
 	}
-	fl_val_map(&metrics);
-	fl_val_map(&fit);
-	if (fl_map_set_float(&metrics, "train_loss", res->loss) ||
-	    (!isnan(res->accuracy) &&
-	    fl_map_set_float(&metrics, "train_accuracy", res->accuracy)) ||
-	    fl_map_set_str(&fit, "optimizer", fl_optim_name(o->optim.kind)) ||
-	    fl_map_set_float(&fit, "lr", o->optim.lr) ||
-	    fl_map_set_uint(&fit, "epochs", (uint64_t)res->epochs) ||
-	    fl_map_set_uint(&fit, "steps", res->steps) ||
-	    fl_map_set_uint(&fit, "batch", (uint64_t)o->batch) ||
-	    fl_map_set_uint(&fit, "seed", o->seed) ||
-	    fl_map_set_uint(&fit, "threads", (uint64_t)o->threads) ||
-	    (o->prox > 0 && fl_map_set_float(&fit, "prox", o->prox)) ||
-	    fl_map_set(meta, "metrics", &metrics) ||
-	    fl_map_set(meta, "fit", &fit) ||
-	    fl_map_set_uint(meta, "samples", res->samples) ||
-	    fl_map_set_str(meta, "client", client) ||
-	    fl_meta_stamp(meta, "fl-fit"))
+	if (fl_train_stamp(meta, o, res, client))
 		die(FL_EFAIL, "out of memory");
 }
 

@@ -36,13 +36,25 @@
  *                                      {"id"} (the id there) after the
  *                                      destination acknowledged; with move, then
  *                                      deletes its own copy
+ *   POST   /v1/fit/KEY[?epochs=N&..]   body: a model blob (Content-Length, taken
+ *                                      as by POST /v1/objects); fl-fit's
+ *                                      training options in the query; trains
+ *                                      on dataset KEY on a worker thread,
+ *                                      stores the result tagged "latest-fit",
+ *                                      then 201 {"id", "kind", "bytes",
+ *                                      "samples", "metrics"}; event "fitted";
+ *                                      400 bad option or not a model, 404
+ *                                      unknown KEY, 422 the model does not
+ *                                      fit the data, 503 + Retry-After when
+ *                                      too many fits are queued
  *   POST   /v1/messages/NAME           a custom message: runs the --handler NAME
  *                                      program, body on its stdin, reply its
  *                                      stdout; 404 for an unknown NAME, 504 on
  *                                      timeout
  *   GET    /v1/events                  WebSocket: one msgpack (or JSON, with
  *                                      ?format=json) map per event: {"event":
- *                                      "stored"|"deleted"|"tagged"|..., "id",
+ *                                      "stored"|"deleted"|"tagged"|"fitted"|...,
+ *                                      "id",
  *                                      "kind", "time"}
  *
  * A reference (PySyft's pointer chain) is an object of kind "pointer": a

@@ -21,6 +21,8 @@
 #define MAX_SMALL_BODY (16u << 20)	/* message and push bodies */
 #define MAX_EVENTS_QUEUED 256
 #define GRACE 30		/* seconds to finish work in flight on stop */
+#define FIT_QUEUE 16		/* fits waiting beyond those running */
+#define MAX_FIT_ARGS 16
 
 void
 srv_log(struct fl_server *s, int level, const char *fmt, ...)
@@ -336,6 +338,11 @@ req_free(struct req *r)
 	fl_buf_release(&r->body);
 	free(r->tag);
 	free(r->arg);
+	if (r->fit_slot) {
+		pthread_mutex_lock(&r->s->qmu);
+		r->s->nfits--;
+		pthread_mutex_unlock(&r->s->qmu);
+	}
 	pthread_mutex_destroy(&r->mu);
 	r->s->inflight--;
 	free(r);
@@ -540,6 +547,47 @@ find_handler(struct fl_server *s, const char *name)
 	return NULL;
 }
 
+static const struct fl_dataset_ref *
+find_dataset(struct fl_server *s, const char *key)
+{
+	for (size_t i = 0; i < s->o.ndatasets; i++)
+		if (!strcmp(s->o.datasets[i].key, key))
+			return &s->o.datasets[i];
+	return NULL;
+}
+
+/* The training options of POST /v1/fit/KEY from its query string. */
+static int
+fit_options(struct req *r, char *err)
+{
+	char args[MAX_FIT_ARGS][256];
+	const char *keys[MAX_FIT_ARGS], *vals[MAX_FIT_ARGS];
+	size_t n = 0;
+	int rc;
+
+	for (int i = 0; lws_hdr_copy_fragment(r->wsi, args[n], sizeof(args[n]),
+	    WSI_TOKEN_HTTP_URI_ARGS, i) >= 0; i++) {
+		char *eq;
+		if (!args[n][0])
+			continue;
+		if (n == MAX_FIT_ARGS)
+			return fl_err(err, FL_EUSAGE, "too many options (at most %d)",
+			    MAX_FIT_ARGS);
+		keys[n] = args[n];
+		if ((eq = strchr(args[n], '='))) {
+			*eq = 0;
+			vals[n] = eq + 1;
+		} else {
+			vals[n] = "";
+		}
+		n++;
+	}
+	if ((rc = fl_train_opts_kv(&r->fit, keys, vals, n, err)))
+		return rc;
+	r->fit.threads = 1;	/* a fit per core (s->max_fits) */
+	return FL_OK;
+}
+
 /* Start taking a body: into a store upload (blobs) or memory (the rest). */
 static int
 begin_body(struct req *r, int kind, uint64_t limit)
@@ -558,7 +606,7 @@ begin_body(struct req *r, int kind, uint64_t limit)
 		r->close_after = 1;
 		return 1;
 	}
-	if (kind == BODY_BLOB) {
+	if (kind == BODY_BLOB || kind == BODY_FIT) {
 		if (present && (rc = fl_store_room(r->s->o.store, cl, err))) {
 			req_reply_err(r, 507, err);
 			r->close_after = 1;
@@ -735,6 +783,43 @@ route(struct req *r, const char *path)
 		}
 		goto nothere;
 	}
+	if (nseg == 2 && !strcmp(seg[0], "fit")) {
+		int present, full;
+		if (!post)
+			goto method;
+		if (authorize(r, FL_RIGHT_WRITE, 0))
+			goto out;
+		if (!(r->dsref = find_dataset(s, seg[1]))) {
+			char msg[256];
+			snprintf(msg, sizeof(msg), "no dataset '%.100s' on this worker",
+			    seg[1]);
+			req_reply_err(r, 404, msg);
+			goto out;
+		}
+		if (fit_options(r, err)) {
+			req_reply_err(r, 400, err);
+			goto out;
+		}
+		content_length(r->wsi, &present);
+		if (!present) {
+			req_reply_err(r, 411, "send a Content-Length");
+			goto out;
+		}
+		pthread_mutex_lock(&s->qmu);
+		if (!(full = s->nfits >= s->max_fits + FIT_QUEUE)) {
+			s->nfits++;
+			r->fit_slot = 1;
+		}
+		pthread_mutex_unlock(&s->qmu);
+		if (full) {
+			req_reply_err(r, 503, "too many fits under way: retry later");
+			r->retry_after = 10;
+			goto out;
+		}
+		if (begin_body(r, BODY_FIT, s->max_object))
+			goto out;
+		return;
+	}
 	if (nseg == 2 && !strcmp(seg[0], "tags") && get) {
 		if (authorize(r, FL_RIGHT_READ, 0))
 			goto out;
@@ -834,6 +919,13 @@ write_reply(struct req *r)
 		if (lws_add_http_common_headers(wsi, (unsigned)r->status, r->ctype,
 		    r->outlen, &p, end))
 			return -1;
+		if (r->retry_after) {
+			char ra[16];
+			int rn = snprintf(ra, sizeof(ra), "%d", r->retry_after);
+			if (lws_add_http_header_by_token(wsi, WSI_TOKEN_HTTP_RETRY_AFTER,
+			    (const unsigned char *)ra, rn, &p, end))
+				return -1;
+		}
 		if (r->close_after && lws_add_http_header_by_token(wsi,
 		    WSI_TOKEN_CONNECTION, (const unsigned char *)"close", 5, &p, end))
 			return -1;
@@ -1124,6 +1216,13 @@ fl_server_new(struct fl_server **out, const struct fl_server_opts *o, char *err)
 		s->lim.total = s->max_object;
 	pthread_mutex_init(&s->qmu, NULL);
 	pthread_cond_init(&s->qcv, NULL);
+	pthread_cond_init(&s->fcv, NULL);
+	{
+		long nc = sysconf(_SC_NPROCESSORS_ONLN);
+		s->max_fits = nc < 1 ? 1 : nc > 64 ? 64 : (unsigned)nc;
+	}
+	/* Fits run side by side, one thread each: so does the dense math. */
+	fl_train_threads(1);
 	if (!(s->ds = calloc(o->ndatasets + 1, sizeof(*s->ds)))) {
 		fl_server_free(s);
 		return fl_err(err, FL_EFAIL, "out of memory");
@@ -1222,5 +1321,6 @@ fl_server_free(struct fl_server *s)
 		curl_global_cleanup();
 	pthread_mutex_destroy(&s->qmu);
 	pthread_cond_destroy(&s->qcv);
+	pthread_cond_destroy(&s->fcv);
 	free(s);
 }

@@ -11,11 +11,12 @@
 #include "proto.h"
 #include "server.h"
 #include "store.h"
+#include "train.h"
 #include "value.h"
 
 #define MAX_TICKETS 1024
 
-enum { BODY_NONE, BODY_BLOB, BODY_MESSAGE, BODY_PUSH };
+enum { BODY_NONE, BODY_BLOB, BODY_MESSAGE, BODY_PUSH, BODY_FIT };
 enum { DONE_REPLY = 1, DONE_RESUME = 2, DONE_EVENT = 4 };
 
 struct chunk {
@@ -56,6 +57,10 @@ struct req {
 	struct fl_buf body;
 	char *tag, *arg;
 	const struct fl_handler *handler;
+	/* POST /v1/fit/KEY: the options, the dataset, a slot in s->nfits */
+	struct fl_train_opts fit;
+	const struct fl_dataset_ref *dsref;
+	int fit_slot, retry_after;
 	char ev_name[16], ev_id[FL_ID_LEN + 1], ev_kind[80];
 };
 
@@ -113,6 +118,12 @@ struct fl_server {
 	pthread_t *threads;
 	unsigned nthreads;
 	int quit;
+	/* fits: their own threads and queue (qmu); nfits counts the fits
+	 * admitted, uploading, queued or running */
+	pthread_cond_t fcv;
+	struct job *fhead, *ftail;
+	pthread_t *fthreads;
+	unsigned nfthreads, max_fits, nfits;
 };
 
 void srv_log(struct fl_server *s, int level, const char *fmt, ...)

@@ -14,10 +14,12 @@
 
 #include <curl/curl.h>
 
+#include "model.h"
 #include "server_int.h"
 
 #define PAUSE_AT (8u << 20)
 #define RESUME_AT (2u << 20)
+#define IS_UPLOAD(r) ((r)->body_kind == BODY_BLOB || (r)->body_kind == BODY_FIT)
 
 extern char **environ;
 
@@ -45,9 +47,38 @@ worker_main(void *arg)
 	}
 }
 
+static void *
+fit_main(void *arg)
+{
+	struct fl_server *s = arg;
+	struct job *j;
+
+	for (;;) {
+		pthread_mutex_lock(&s->qmu);
+		while (!s->fhead && !s->quit)
+			pthread_cond_wait(&s->fcv, &s->qmu);
+		if (!s->fhead) {
+			pthread_mutex_unlock(&s->qmu);
+			return NULL;
+		}
+		j = s->fhead;
+		s->fhead = j->next;
+		if (!s->fhead)
+			s->ftail = NULL;
+		pthread_mutex_unlock(&s->qmu);
+		j->fn(j->r);
+		free(j);
+	}
+}
+
 int
 srv_pool_start(struct fl_server *s, char *err)
 {
+	if (!(s->fthreads = calloc(s->max_fits, sizeof(*s->fthreads))))
+		return fl_err(err, FL_EFAIL, "out of memory");
+	for (s->nfthreads = 0; s->nfthreads < s->max_fits; s->nfthreads++)
+		if (pthread_create(&s->fthreads[s->nfthreads], NULL, fit_main, s))
+			return fl_errno(err, FL_EFAIL, "cannot start a thread");
 	if (!(s->threads = calloc(s->o.threads, sizeof(*s->threads))))
 		return fl_err(err, FL_EFAIL, "out of memory");
 	for (s->nthreads = 0; s->nthreads < s->o.threads; s->nthreads++)
@@ -62,9 +93,15 @@ srv_pool_stop(struct fl_server *s)
 	pthread_mutex_lock(&s->qmu);
 	s->quit = 1;
 	pthread_cond_broadcast(&s->qcv);
+	pthread_cond_broadcast(&s->fcv);
 	pthread_mutex_unlock(&s->qmu);
 	for (unsigned i = 0; i < s->nthreads; i++)
 		pthread_join(s->threads[i], NULL);
+	for (unsigned i = 0; i < s->nfthreads; i++)
+		pthread_join(s->fthreads[i], NULL);
+	free(s->fthreads);
+	s->fthreads = NULL;
+	s->nfthreads = 0;
 	free(s->threads);
 	s->threads = NULL;
 	s->nthreads = 0;
@@ -101,6 +138,32 @@ set_event(struct req *r, const char *ev, const char *id, const char *kind)
 	snprintf(r->ev_name, sizeof(r->ev_name), "%s", ev);
 	snprintf(r->ev_id, sizeof(r->ev_id), "%s", id);
 	snprintf(r->ev_kind, sizeof(r->ev_kind), "%s", kind ? kind : "");
+}
+
+static void job_fit(struct req *r);
+
+/* Queue a fit; the job r->jobs counts passes to it. */
+static void
+submit_fit(struct req *r)
+{
+	struct fl_server *s = r->s;
+	struct job *j = malloc(sizeof(*j));
+
+	if (!j) {
+		job_fit(r);
+		return;
+	}
+	j->fn = job_fit;
+	j->r = r;
+	j->next = NULL;
+	pthread_mutex_lock(&s->qmu);
+	if (s->ftail)
+		s->ftail->next = j;
+	else
+		s->fhead = j;
+	s->ftail = j;
+	pthread_cond_signal(&s->fcv);
+	pthread_mutex_unlock(&s->qmu);
 }
 
 /* Uploads: chunks go to the temp file in order; when the body is whole,
@@ -159,6 +222,19 @@ job_upload(struct req *r)
 		struct fl_val info;
 		int rc = fl_store_commit(r->s->o.store, &r->up, &r->s->lim, r->tag, id,
 		    &info, err);
+		if (rc == FL_OK && r->body_kind == BODY_FIT) {
+			/* The model is whole and valid: train on it (the job goes on). */
+			fl_val_release(&info);
+			free(r->arg);
+			if (!(r->arg = strdup(id))) {
+				fl_store_delete(r->s->o.store, id, NULL, 0, err);
+				req_reply_err(r, 500, "out of memory");
+				req_done(r, DONE_REPLY, 1);
+				return;
+			}
+			submit_fit(r);
+			return;
+		}
 		if (rc == FL_OK) {
 			req_reply_val(r, 201, &info);
 			set_event(r, "stored", id, fl_map_get_str(&info, "kind"));
@@ -182,7 +258,7 @@ srv_body_chunk(struct req *r, const void *p, size_t n)
 	struct chunk *c;
 	int pause = 0;
 
-	if (r->body_kind != BODY_BLOB)
+	if (!IS_UPLOAD(r))
 		return fl_buf_add(&r->body, p, n) ? -1 : 0;
 	if (!(c = malloc(sizeof(*c) + n)))
 		return -1;
@@ -527,23 +603,146 @@ done:
 	req_done(r, DONE_REPLY | DONE_EVENT, 1);
 }
 
+/* A fit: the model uploaded (r->arg), trained on dataset r->dsref with the
+ * same code as fl-fit --local, stored tagged "latest-fit" before the reply;
+ * a client that left does not stop it. The input object goes afterwards. */
+static void
+job_fit(struct req *r)
+{
+	struct fl_server *s = r->s;
+	struct fl_reader rd;
+	struct fl_header h;
+	struct fl_arch arch;
+	struct fl_net net;
+	struct fl_dataset d;
+	struct fl_train_result res;
+	struct fl_upload up;
+	struct fl_val info, m;
+	const struct fl_val *mv;
+	char err[FL_ERRLEN], msg[FL_ERRLEN + 128], id[FL_ID_LEN + 1], *path;
+	int rc, status = 400, ropen = 0, hopen = 0, nopen = 0, dopen = 0;
+	off_t end;
+
+	fl_val_nil(&info);
+	if (!(path = fl_store_path(s->o.store, r->arg))) {
+		status = 500;
+		snprintf(err, sizeof(err), "out of memory");
+		goto fail;
+	}
+	rc = fl_reader_open(&rd, path, err);
+	free(path);
+	if (rc) {
+		status = 500;
+		goto fail;
+	}
+	ropen = 1;
+	if ((rc = fl_reader_next(&rd, &h, err))) {
+		status = status_of(rc);
+		goto fail;
+	}
+	hopen = 1;
+	if ((rc = fl_model_arch(&h, &arch, err)) ||
+	    (rc = fl_net_init(&net, &arch, r->fit.batch, err))) {
+		snprintf(msg, sizeof(msg), "not a model: %s", err);
+		msg[sizeof(err) - 1] = 0;
+		memcpy(err, msg, sizeof(err));
+		status = rc == FL_EFAIL ? 500 : 400;
+		goto fail;
+	}
+	nopen = 1;
+	if ((rc = fl_model_check(&h, &net, err)) ||
+	    (rc = fl_model_load(&rd, &h, &net, err))) {
+		status = status_of(rc);
+		goto fail;
+	}
+	fl_reader_close(&rd);
+	ropen = 0;
+	if ((rc = fl_dataset_load(&d, r->dsref->path, err))) {
+		status = 500;
+		goto fail;
+	}
+	dopen = 1;
+	if ((rc = fl_train_check(&net, &d, err))) {
+		snprintf(msg, sizeof(msg), "the model does not fit dataset %s: %s",
+		    r->dsref->key, err);
+		msg[sizeof(err) - 1] = 0;
+		memcpy(err, msg, sizeof(err));
+		status = 422;
+		goto fail;
+	}
+	srv_log(s, FL_LOG_INFO, "fit of %s on %s: %d epoch(s), batch %d", r->arg,
+	    r->dsref->key, r->fit.epochs, r->fit.batch);
+	if ((rc = fl_fit(&net, &d, &r->fit, &res, err))) {
+		status = rc == FL_EDATA ? 422 : status_of(rc);
+		goto fail;
+	}
+	if (fl_train_stamp(&h.meta, &r->fit, &res, s->o.name)) {
+		status = 500;
+		snprintf(err, sizeof(err), "out of memory");
+		goto fail;
+	}
+	if ((rc = fl_store_begin(s->o.store, &up, err))) {
+		status = 500;
+		goto fail;
+	}
+	if ((rc = fl_model_write(up.fd, up.tmp, &h, &net, err)) ||
+	    (end = lseek(up.fd, 0, SEEK_END)) < 0) {
+		if (!rc)
+			fl_errno(err, FL_EIO, "%s", up.tmp);
+		fl_store_abort(&up);
+		status = 507;
+		goto fail;
+	}
+	up.bytes = (uint64_t)end;
+	if ((rc = fl_store_commit(s->o.store, &up, &s->lim, "latest-fit", id, &info,
+	    err))) {
+		status = rc == FL_ELIMIT ? 507 : 500;
+		goto fail;
+	}
+	fl_map_set_uint(&info, "samples", res.samples);
+	if ((mv = fl_map_get(&h.meta, "metrics")) && fl_val_copy(&m, mv) == FL_OK)
+		fl_map_set(&info, "metrics", &m);
+	req_reply_val(r, 201, &info);
+	set_event(r, "fitted", id, fl_map_get_str(&info, "kind"));
+	srv_log(s, FL_LOG_INFO, "fitted %s on %s: %s, %llu samples, loss %.4f, "
+	    "%.3f s", r->arg, r->dsref->key, id, (unsigned long long)res.samples,
+	    res.loss, res.seconds);
+	goto done;
+fail:
+	srv_log(s, FL_LOG_INFO, "fit refused: %s", err);
+	req_reply_err(r, status, err);
+done:
+	if (ropen)
+		fl_reader_close(&rd);
+	if (dopen)
+		fl_dataset_release(&d);
+	if (nopen)
+		fl_net_release(&net);
+	if (hopen)
+		fl_header_release(&h);
+	fl_val_release(&info);
+	fl_store_delete(s->o.store, r->arg, NULL, 0, err);
+	req_done(r, DONE_REPLY | DONE_EVENT, 1);
+}
+
 void
 srv_submit_body(struct req *r)
 {
 	pthread_mutex_lock(&r->mu);
 	r->body_done = 1;
 	r->busy = 1;
-	if (r->body_kind == BODY_BLOB && r->scheduled) {
+	if (IS_UPLOAD(r) && r->scheduled) {
 		/* the running job sees body_done when the queue is empty */
 		pthread_mutex_unlock(&r->mu);
 		return;
 	}
-	if (r->body_kind == BODY_BLOB)
+	if (IS_UPLOAD(r))
 		r->scheduled = 1;
 	r->jobs++;
 	pthread_mutex_unlock(&r->mu);
 	switch (r->body_kind) {
 	case BODY_BLOB:
+	case BODY_FIT:
 		submit(r, job_upload);
 		break;
 	case BODY_MESSAGE:

@@ -1,5 +1,6 @@
 /* train.c: fit, eval and predict loops: shuffled batches gathered into one
  * buffer, an optimizer step each, FedProx, metrics, MC dropout. */
+#include <errno.h>
 #include <limits.h>
 #include <math.h>
 #include <pthread.h>
@@ -13,6 +14,7 @@
 #include <cblas.h>
 
 #include "blob.h"
+#include "meta.h"
 #include "train.h"
 
 /* Dropout masks draw from their own stream, so the shuffle order does not
@@ -667,5 +669,129 @@ fl_inputs_load(const char *path, float **x, uint64_t *n, uint64_t *features,
 	*n = d.n;
 	*features = d.features;
 	fl_dataset_release(&d);
+	return FL_OK;
+}
+
+int
+fl_train_stamp(struct fl_val *meta, const struct fl_train_opts *o,
+    const struct fl_train_result *res, const char *client)
+{
+	struct fl_val metrics, fit;
+
+	fl_val_map(&metrics);
+	fl_val_map(&fit);
+	if (fl_map_set_float(&metrics, "train_loss", res->loss) ||
+	    (!isnan(res->accuracy) &&
+	    fl_map_set_float(&metrics, "train_accuracy", res->accuracy)) ||
+	    fl_map_set_str(&fit, "optimizer", fl_optim_name(o->optim.kind)) ||
+	    fl_map_set_float(&fit, "lr", o->optim.lr) ||
+	    fl_map_set_uint(&fit, "epochs", (uint64_t)res->epochs) ||
+	    fl_map_set_uint(&fit, "steps", res->steps) ||
+	    fl_map_set_uint(&fit, "batch", (uint64_t)o->batch) ||
+	    fl_map_set_uint(&fit, "seed", o->seed) ||
+	    fl_map_set_uint(&fit, "threads", (uint64_t)o->threads) ||
+	    (o->prox > 0 && fl_map_set_float(&fit, "prox", o->prox)) ||
+	    fl_map_set(meta, "metrics", &metrics) ||
+	    fl_map_set(meta, "fit", &fit) ||
+	    fl_map_set_uint(meta, "samples", res->samples) ||
+	    fl_map_set_str(meta, "client", client) ||
+	    fl_meta_stamp(meta, "fl-fit"))
+		return FL_EFAIL;
+	return FL_OK;
+}
+
+/* A number in [lo, hi]; integers when isint. */
+static int
+kv_num(const char *key, const char *val, double lo, double hi, int isint,
+    double *out, char *err)
+{
+	char *end;
+	double v;
+
+	errno = 0;
+	v = strtod(val, &end);
+	if (!*val || *end || errno || !(v >= lo && v <= hi) ||
+	    (isint && v != floor(v)))
+		return fl_err(err, FL_EUSAGE, "%s: '%.40s': expected %s from %g "
+		    "to %g", key, val, isint ? "an integer" : "a number", lo, hi);
+	*out = v;
+	return FL_OK;
+}
+
+int
+fl_train_opts_kv(struct fl_train_opts *o, const char *const *keys,
+    const char *const *vals, size_t n, char *err)
+{
+	enum fl_optim_kind kind = FL_OPTIM_SGD;
+	double lr = NAN, momentum = NAN, wd = NAN, v;
+	int nesterov = 0, rc;
+	struct fl_optim check;
+
+	fl_train_defaults(o);
+	for (size_t i = 0; i < n; i++) {
+		const char *k = keys[i], *s = vals[i];
+		if (!strcmp(k, "optimizer")) {
+			if (fl_optim_parse(s, &kind))
+				return fl_err(err, FL_EUSAGE, "optimizer: unknown "
+				    "optimizer '%.40s' (sgd, adam)", s);
+			continue;
+		}
+		if (!strcmp(k, "nesterov")) {
+			if (strcmp(s, "1") && strcmp(s, "0") && strcmp(s, "true") &&
+			    strcmp(s, "false") && *s)
+				return fl_err(err, FL_EUSAGE, "nesterov: 0 or 1");
+			nesterov = !strcmp(s, "1") || !strcmp(s, "true") || !*s;
+			continue;
+		}
+		if (!strcmp(k, "epochs")) {
+			if ((rc = kv_num(k, s, 1, 1000000, 1, &v, err)))
+				return rc;
+			o->epochs = (int)v;
+		} else if (!strcmp(k, "batch")) {
+			if ((rc = kv_num(k, s, 1, 1 << 20, 1, &v, err)))
+				return rc;
+			o->batch = (int)v;
+		} else if (!strcmp(k, "lr")) {
+			if ((rc = kv_num(k, s, 0, 1e30, 0, &lr, err)))
+				return rc;
+		} else if (!strcmp(k, "momentum")) {
+			if ((rc = kv_num(k, s, 0, 1, 0, &momentum, err)))
+				return rc;
+		} else if (!strcmp(k, "weight-decay")) {
+			if ((rc = kv_num(k, s, 0, 1e30, 0, &wd, err)))
+				return rc;
+		} else if (!strcmp(k, "prox")) {
+			if ((rc = kv_num(k, s, 0, 1e30, 0, &o->prox, err)))
+				return rc;
+		} else if (!strcmp(k, "seed")) {
+			if ((rc = kv_num(k, s, 0, 9007199254740992.0, 1, &v, err)))
+				return rc;
+			o->seed = (uint64_t)v;
+		} else if (!strcmp(k, "max-steps")) {
+			if ((rc = kv_num(k, s, 1, 9007199254740992.0, 1, &v, err)))
+				return rc;
+			o->max_steps = (uint64_t)v;
+		} else {
+			return fl_err(err, FL_EUSAGE, "unknown training option '%.40s' "
+			    "(epochs, batch, lr, optimizer, momentum, nesterov, "
+			    "weight-decay, prox, seed, max-steps)", k);
+		}
+	}
+	fl_optim_defaults(&o->optim, kind);
+	if (!isnan(lr))
+		o->optim.lr = lr;
+	if (!isnan(wd))
+		o->optim.weight_decay = wd;
+	if (kind != FL_OPTIM_SGD && (!isnan(momentum) || nesterov))
+		return fl_err(err, FL_EUSAGE, "momentum and nesterov go with "
+		    "optimizer sgd");
+	if (!isnan(momentum))
+		o->optim.momentum = momentum;
+	o->optim.nesterov = nesterov;
+	if (nesterov && !(o->optim.momentum > 0))
+		return fl_err(err, FL_EUSAGE, "nesterov needs momentum above 0");
+	if ((rc = fl_optim_init(&check, &o->optim, 1, err)))
+		return rc;
+	fl_optim_release(&check);
 	return FL_OK;
 }

@@ -9,6 +9,7 @@
 #include "data.h"
 #include "nn.h"
 #include "optim.h"
+#include "value.h"
 
 /* What the progress callback sees; running figures are over the epoch so far. */
 struct fl_train_progress {
@@ -88,6 +89,25 @@ int fl_train_check(const struct fl_net *net, const struct fl_dataset *d,
  */
 int fl_fit(struct fl_net *net, const struct fl_dataset *d,
     const struct fl_train_opts *o, struct fl_train_result *res, char *err);
+
+/*
+ * Stamp a trained model's meta (the input's): metrics (train_loss,
+ * train_accuracy), fit (the options), samples, client, then parent_id (the
+ * old model_id), a new model_id, created and producer; other keys (round)
+ * are kept. FL_EFAIL when out of memory.
+ */
+int fl_train_stamp(struct fl_val *meta, const struct fl_train_opts *o,
+    const struct fl_train_result *res, const char *client);
+
+/*
+ * Training options from n key/value strings (fl-fit's long option names
+ * without "--": epochs, batch, lr, optimizer, momentum, nesterov,
+ * weight-decay, prox, seed, max-steps), bounded as fl-fit bounds them, over
+ * fl_train_defaults. FL_EUSAGE with a message for an unknown key or a bad
+ * value.
+ */
+int fl_train_opts_kv(struct fl_train_opts *o, const char *const *keys,
+    const char *const *vals, size_t n, char *err);
 
 /* Loss and accuracy of net on d, forward only (dropout off), in batches of
  * the net's maxbatch. */
