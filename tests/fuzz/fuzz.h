@@ -8,6 +8,9 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include <stdio.h>
+
+#include "interop.h"
 #include "util.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -25,6 +28,25 @@ fuzz_memfd(const uint8_t *data, size_t size)
 		return -1;
 	}
 	return fd;
+}
+
+
+/* The bytes as a file given to fl_import_read, which maps it and references
+ * its aligned tensors: the path the in-memory parsers do not take. */
+static inline void
+fuzz_import(const uint8_t *data, size_t size)
+{
+	struct fl_blobmem b;
+	enum fl_format f;
+	char err[FL_ERRLEN], path[64];
+	int fd;
+
+	if ((fd = fuzz_memfd(data, size)) < 0)
+		return;
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+	if (fl_import_read(&b, path, &f, err) == FL_OK)
+		fl_blobmem_release(&b);
+	close(fd);
 }
 
 /* Skip a target's entry point when the corpus replayer includes it. */
