@@ -560,7 +560,7 @@ find_dataset(struct fl_server *s, const char *key)
 static int
 fit_options(struct req *r, char *err)
 {
-	char args[MAX_FIT_ARGS][256];
+	char args[MAX_FIT_ARGS + 1][256];	/* + 1: the one refused */
 	const char *keys[MAX_FIT_ARGS], *vals[MAX_FIT_ARGS];
 	size_t n = 0;
 	int rc;

@@ -89,6 +89,12 @@ print(b["id"], b["samples"])'
 	assert_output --partial "unknown training option 'colour'"
 	run -0 fit "train?optimizer=adam&momentum=0.9" "$D/m.blob"
 	assert_output 400
+	# 17 options: the 17th was copied past the end of a stack array
+	run -0 fit "train?$(printf 'seed=%d&' $(seq 17))" "$D/m.blob"
+	assert_output 400
+	run -0 cat body
+	assert_output --partial "too many options"
+	run -0 curl -sf "$F/v1/health"
 	echo "not a blob" > junk
 	run -0 fit train junk
 	assert_output 400
