@@ -176,6 +176,7 @@ fl_agg_add(struct fl_agg *a, const char *path, char *err)
 			rc = FL_EFAIL;
 			break;
 		}
+		in->blob = nb - 1;
 		fl_header_release(&in->h);
 		if (fl_header_copy(&in->h, &hs[c])) {
 			rc = fl_err(err, FL_EFAIL, "out of memory");
@@ -360,10 +361,7 @@ lane_open(struct lane *l, struct fl_agg_input *in, const char *path,
 	} else {
 		if ((rc = fl_reader_open(&l->r, in ? in->path : path, err)))
 			return rc;
-		/* "file.blob (blob 3)": skip to that blob. */
-		const char *p = in ? strstr(in->label, " (blob ") : NULL;
-		if (p)
-			skip = atoi(p + 7) - 1;
+		skip = in ? in->blob : 0;
 	}
 	l->open = 1;
 	/* The reader skips a blob through its header: keep that alive. */

@@ -62,6 +62,17 @@ setup() {
 	run -0 fl-avg -o f.blob ab.blob
 	run -0 tensors f.blob
 	assert_output '{"w":[4.0,5.0,6.0,7.0],"b":[3.0,6.0]}'
+	# The blob's place in its file is not read back from its label, where a
+	# name like this one, or a long path cut short, misled it.
+	cp ab.blob "m (blob 2).blob"
+	run -0 fl-avg -o f2.blob "m (blob 2).blob"
+	run -0 tensors f2.blob
+	assert_output '{"w":[4.0,5.0,6.0,7.0],"b":[3.0,6.0]}'
+	long=$(printf 'd%.0s' $(seq 130))
+	mkdir "$long" && cp ab.blob "$long/ab.blob"
+	run -0 fl-avg -o f3.blob "$long/ab.blob"
+	run -0 tensors f3.blob
+	assert_output '{"w":[4.0,5.0,6.0,7.0],"b":[3.0,6.0]}'
 	run -2 --separate-stderr fl-avg - - <ab.blob
 	stderr_has 'standard input given twice'
 }
