@@ -1,6 +1,7 @@
 /* server.c: the worker protocol (proto.h) over libwebsockets: routing,
  * authentication, streamed uploads and downloads, events; disk, validation,
  * handlers and pushes run on a pool of threads (server_work.c). */
+#include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -976,6 +977,7 @@ cb_http(struct lws *wsi, enum lws_callback_reasons reason, struct pss *pss,
 
 	switch (reason) {
 	case LWS_CALLBACK_HTTP:
+		assert(pss);	/* lws allocates it for every HTTP connection */
 		if (r)	/* keep-alive: the last request is over */
 			req_detach(r);
 		if (!(r = pss->r = req_new(s, wsi)))
@@ -1071,6 +1073,7 @@ cb_ws(struct lws *wsi, enum lws_callback_reasons reason, struct pss *pss,
 		}
 		c->next = s->wsc;
 		s->wsc = c;
+		assert(pss);	/* lws allocates it for every WebSocket */
 		pss->ws = c;
 		return 0;
 	case LWS_CALLBACK_SERVER_WRITEABLE:
