@@ -1036,7 +1036,9 @@ cb_http(struct lws *wsi, enum lws_callback_reasons reason, struct pss *pss,
 			lws_rx_flow_control(wsi, 0);
 		return 0;
 	case LWS_CALLBACK_HTTP_BODY_COMPLETION:
-		if (!r || r->body_complete || r->close_after)
+		/* lws says so of an empty body too ("Content-Length: 0"), to a
+		 * route that takes none: submitting that would hold r forever */
+		if (!r || r->body_complete || r->close_after || r->body_kind == BODY_NONE)
 			return 0;
 		lws_set_timeout(wsi, NO_PENDING_TIMEOUT, 0);
 		r->body_complete = 1;
