@@ -91,8 +91,16 @@ assert m["round"] == 1 and len(m["parents"]) == 3, m'
 	fl-fit -q --dataset train w1 w2 w3 < "$D/m.blob" | fl-avg -q - > g.blob
 	run -0 fl-pack info --json g.blob
 	assert_output --partial '"contributors"'
+	# fl-pack info shows the lineage: the aggregate's parents and their
+	# clients, and each fitted model's parent
 	run -0 fl-pack info g.blob
-	assert_output --partial 'w1'
+	assert_line --regexp '^  [0-9a-f]{8}  fedavg of 3 models in round 1:$'
+	assert_line --regexp '^ +[0-9a-f]{8} \(w1\)$'
+	assert_line --regexp '^ +[0-9a-f]{8} \(w3\)$'
+	fl-fit -q --dataset train w2 < "$D/m.blob" > w2.blob
+	parent=$(fl-pack info --json "$D/m.blob" | sed 's/.*"model_id":"\([0-9a-f]\{8\}\).*/\1/')
+	run -0 fl-pack info w2.blob
+	assert_line --regexp "^  [0-9a-f]{8}  trained by w2 in round 0 from $parent\$"
 }
 
 @test "fl-fit --eval --dataset: a table per worker and the weighted total" {
