@@ -25,7 +25,7 @@ usage(void)
 	    "              [--dataset KEY=PATH]... [--token-file FILE] [--insecure]\n"
 	    "              [--tls-cert FILE --tls-key FILE] [--handler NAME=PROGRAM]...\n"
 	    "              [--handler-timeout SECONDS] [--max-object-bytes N]\n"
-	    "              [--max-store-bytes N] [--max-connections N]\n",
+	    "              [--max-store-bytes N] [--max-connections N] [--max-fits N]\n",
 	    progname);
 	exit(FL_EUSAGE);
 }
@@ -49,6 +49,8 @@ help(void)
 	    "      --max-object-bytes N    largest object accepted (64G; K, M, G suffixes)\n"
 	    "      --max-store-bytes N     all objects together (no limit)\n"
 	    "      --max-connections N     simultaneous connections (256)\n"
+	    "      --max-fits N            fits and aggregations at once (one per CPU;\n"
+	    "                              16 more wait, then 503)\n"
 	    "  -q, --quiet                 errors only\n"
 	    "  -v, --verbose               a line per request\n"
 	    "  -h, --help                  this help\n"
@@ -129,6 +131,7 @@ main(int argc, char **argv)
 		{ "max-object-bytes", required_argument, NULL, 'O' },
 		{ "max-store-bytes", required_argument, NULL, 'S' },
 		{ "max-connections", required_argument, NULL, 'M' },
+		{ "max-fits", required_argument, NULL, 'F' },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
@@ -195,6 +198,11 @@ main(int argc, char **argv)
 			if (fl_parse_u64(optarg, 65536, &v) || !v)
 				die(FL_EUSAGE, "--max-connections: 1 to 65536, got '%s'", optarg);
 			o.max_conns = (unsigned)v;
+			break;
+		case 'F':
+			if (fl_parse_u64(optarg, 64, &v) || !v)
+				die(FL_EUSAGE, "--max-fits: 1 to 64, got '%s'", optarg);
+			o.max_fits = (unsigned)v;
 			break;
 		case 'q': verbose--; break;
 		case 'v': verbose++; break;

@@ -12,12 +12,12 @@ _fl_serve() {
 	--dataset|--handler)
 		return ;;
 	--name|--listen|--handler-timeout|--max-object-bytes|--max-store-bytes|\
-	--max-connections)
+	--max-connections|--max-fits)
 		return ;;
 	esac
 	COMPREPLY=($(compgen -W '--name --listen --store --dataset --token-file
 	    --insecure --tls-cert --tls-key --handler --handler-timeout
-	    --max-object-bytes --max-store-bytes --max-connections -q --quiet
+	    --max-object-bytes --max-store-bytes --max-connections --max-fits -q --quiet
 	    -v --verbose -h --help --version' -- "$cur"))
 }
 complete -F _fl_serve fl-serve

@@ -253,25 +253,18 @@ go_write(struct req *r)
 
 /* Events */
 
+/* Send map v to every watcher of /v1/events. */
 static void
-broadcast(struct fl_server *s, const char *event, const char *id, const char *kind)
+broadcast(struct fl_server *s, const struct fl_val *v)
 {
-	struct fl_val v;
 	struct fl_buf mp, js;
 
 	if (!s->wsc)
 		return;
-	fl_val_map(&v);
-	fl_map_set_str(&v, "event", event);
-	fl_map_set_str(&v, "id", id);
-	if (kind)
-		fl_map_set_str(&v, "kind", kind);
-	fl_map_set_float(&v, "time", fl_now());
 	fl_buf_init(&mp, 0);
 	fl_buf_init(&js, 0);
-	fl_val_encode(&mp, &v);
-	fl_val_json(&js, &v);
-	fl_val_release(&v);
+	fl_val_encode(&mp, v);
+	fl_val_json(&js, v);
 	for (struct wsc *c = s->wsc; c; c = c->next) {
 		struct fl_buf *src = c->json ? &js : &mp;
 		struct evmsg *m;
@@ -297,8 +290,59 @@ broadcast(struct fl_server *s, const char *event, const char *id, const char *ki
 void
 srv_event(struct fl_server *s, const char *event, const char *id, const char *kind)
 {
+	struct fl_val v;
+
 	/* Called on the service thread only. */
-	broadcast(s, event, id, kind);
+	if (!s->wsc)
+		return;
+	fl_val_map(&v);
+	fl_map_set_str(&v, "event", event);
+	fl_map_set_str(&v, "id", id);
+	if (kind)
+		fl_map_set_str(&v, "kind", kind);
+	fl_map_set_float(&v, "time", fl_now());
+	broadcast(s, &v);
+	fl_val_release(&v);
+}
+
+void
+srv_event_post(struct fl_server *s, struct fl_val *v)
+{
+	struct pending_event *e = malloc(sizeof(*e));
+
+	if (!e) {
+		fl_val_release(v);
+		return;		/* an event is news, not state: drop it */
+	}
+	e->v = *v;
+	fl_val_nil(v);
+	e->next = NULL;
+	pthread_mutex_lock(&s->qmu);
+	if (s->evtail)
+		s->evtail->next = e;
+	else
+		s->evhead = e;
+	s->evtail = e;
+	pthread_mutex_unlock(&s->qmu);
+	lws_cancel_service(s->ctx);
+}
+
+/* Send the events worker threads posted; on the service thread. */
+static void
+flush_events(struct fl_server *s)
+{
+	struct pending_event *e, *next;
+
+	pthread_mutex_lock(&s->qmu);
+	e = s->evhead;
+	s->evhead = s->evtail = NULL;
+	pthread_mutex_unlock(&s->qmu);
+	for (; e; e = next) {
+		next = e->next;
+		broadcast(s, &e->v);
+		fl_val_release(&e->v);
+		free(e);
+	}
 }
 
 /* Requests */
@@ -580,7 +624,30 @@ fit_options(struct req *r, char *err)
 		} else {
 			vals[n] = "";
 		}
+		if (!strcmp(keys[n], "model")) {
+			/* the model is an object already here */
+			char kind[80];
+			if (r->arg)
+				return fl_err(err, FL_EUSAGE, "model given twice");
+			if (!fl_id_valid(vals[n]))
+				return fl_err(err, FL_EUSAGE, "model: bad object id: "
+				    "expected 16 lowercase hex digits");
+			if (fl_store_kind(r->s->o.store, vals[n], kind, sizeof(kind)))
+				return fl_err(err, FL_ENOTFOUND, "model: no object %s",
+				    vals[n]);
+			if (!(r->arg = strdup(vals[n])))
+				return fl_err(err, FL_EFAIL, "out of memory");
+			r->keep_input = 1;
+			continue;
+		}
 		n++;
+	}
+	if (r->fit_mode == FIT_EVAL) {
+		/* eval takes only the batch size */
+		for (size_t i = 0; i < n; i++)
+			if (strcmp(keys[i], "batch"))
+				return fl_err(err, FL_EUSAGE, "%s: not an option of "
+				    "eval (only batch)", keys[i]);
 	}
 	if ((rc = fl_train_opts_kv(&r->fit, keys, vals, n, err)))
 		return rc;
@@ -783,26 +850,33 @@ route(struct req *r, const char *path)
 		}
 		goto nothere;
 	}
-	if (nseg == 2 && !strcmp(seg[0], "fit")) {
-		int present, full;
+	if ((nseg == 2 && (!strcmp(seg[0], "fit") || !strcmp(seg[0], "eval"))) ||
+	    (nseg == 1 && !strcmp(seg[0], "aggregate"))) {
+		int present, full, agg = !strcmp(seg[0], "aggregate");
+		uint64_t cl;
 		if (!post)
 			goto method;
 		if (authorize(r, FL_RIGHT_WRITE, 0))
 			goto out;
-		if (!(r->dsref = find_dataset(s, seg[1]))) {
+		if (!agg && !(r->dsref = find_dataset(s, seg[1]))) {
 			char msg[256];
 			snprintf(msg, sizeof(msg), "no dataset '%.100s' on this worker",
 			    seg[1]);
 			req_reply_err(r, 404, msg);
 			goto out;
 		}
-		if (fit_options(r, err)) {
-			req_reply_err(r, 400, err);
+		r->fit_mode = !strcmp(seg[0], "eval") ? FIT_EVAL : FIT_TRAIN;
+		if (!agg && (rc = fit_options(r, err))) {
+			req_reply_err(r, rc == FL_ENOTFOUND ? 404 : 400, err);
 			goto out;
 		}
-		content_length(r->wsi, &present);
+		cl = content_length(r->wsi, &present);
 		if (!present) {
 			req_reply_err(r, 411, "send a Content-Length");
+			goto out;
+		}
+		if (r->arg && cl) {
+			req_reply_err(r, 400, "a request with ?model=ID carries no body");
 			goto out;
 		}
 		pthread_mutex_lock(&s->qmu);
@@ -812,11 +886,13 @@ route(struct req *r, const char *path)
 		}
 		pthread_mutex_unlock(&s->qmu);
 		if (full) {
-			req_reply_err(r, 503, "too many fits under way: retry later");
+			req_reply_err(r, 503, agg ? "too many jobs under way: retry later" :
+			    "too many fits under way: retry later");
 			r->retry_after = 10;
 			goto out;
 		}
-		if (begin_body(r, BODY_FIT, s->max_object))
+		if (begin_body(r, agg ? BODY_AGG : r->arg ? BODY_FITREF : BODY_FIT,
+		    agg ? 64u << 10 : s->max_object))
 			goto out;
 		return;
 	}
@@ -1119,8 +1195,10 @@ callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 	switch (reason) {
 	case LWS_CALLBACK_EVENT_WAIT_CANCELLED:
 		s = lws_context_user(lws_get_context(wsi));
-		if (s)
+		if (s) {
+			flush_events(s);
 			process_done(s);
+		}
 		return 0;
 	case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION:
 	case LWS_CALLBACK_ESTABLISHED:
@@ -1217,7 +1295,9 @@ fl_server_new(struct fl_server **out, const struct fl_server_opts *o, char *err)
 	pthread_mutex_init(&s->qmu, NULL);
 	pthread_cond_init(&s->qcv, NULL);
 	pthread_cond_init(&s->fcv, NULL);
-	{
+	if (o->max_fits) {
+		s->max_fits = o->max_fits;
+	} else {
 		long nc = sysconf(_SC_NPROCESSORS_ONLN);
 		s->max_fits = nc < 1 ? 1 : nc > 64 ? 64 : (unsigned)nc;
 	}
@@ -1314,6 +1394,12 @@ fl_server_free(struct fl_server *s)
 		lws_context_destroy(s->ctx);
 	/* Requests that were still held by workers are freed with the pool. */
 	process_done(s);
+	while (s->evhead) {
+		struct pending_event *e = s->evhead;
+		s->evhead = e->next;
+		fl_val_release(&e->v);
+		free(e);
+	}
 	for (size_t i = 0; i < s->nds; i++)
 		fl_val_release(&s->ds[i]);
 	free(s->ds);

@@ -53,6 +53,9 @@ struct fl_server_opts {
 	unsigned handler_timeout;	/* seconds: 0: 30 */
 	size_t handler_output;		/* bytes: 0: 16 MiB */
 	unsigned threads;		/* worker threads: 0: 4 */
+	unsigned max_fits;		/* fits and aggregations at once: 0: one
+					 * per CPU; as many more wait in a queue
+					 * of 16, then 503 */
 	/* Messages: the library never prints; this may be NULL. */
 	void (*log)(void *arg, int level, const char *msg);
 	void *log_arg;
