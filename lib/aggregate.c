@@ -987,12 +987,34 @@ wide_finish(float *out, const double *acc, const float *base, double bc,
 	return r;
 }
 
+__attribute__((target("avx512f")))
+static int
+any_nonfinite_wide(const float *x, size_t n)
+{
+	const __m512i e = _mm512_set1_epi32(0x7f800000);
+	__mmask16 m = 0;
+	size_t i = 0;
+
+	for (; i + 16 <= n; i += 16) {
+		__m512i v = _mm512_and_si512(_mm512_loadu_si512(x + i), e);
+		m |= _mm512_cmpeq_epi32_mask(v, e);
+	}
+	if (i < n) {
+		__mmask16 t = (__mmask16)((1u << (n - i)) - 1);
+		__m512i v = _mm512_and_si512(_mm512_maskz_loadu_epi32(t, x + i), e);
+		m |= _mm512_mask_cmpeq_epi32_mask(t, v, e);
+	}
+	return m != 0;
+}
+
 /* Nonzero if any of x[0..n-1] is NaN or Inf (vectorises: no branch). */
 static int
 any_nonfinite(const float *x, size_t n)
 {
 	unsigned r = 0;
 
+	if (wide)
+		return any_nonfinite_wide(x, n);
 	for (size_t i = 0; i < n; i++) {
 		uint32_t u;
 		memcpy(&u, &x[i], sizeof(u));
@@ -1014,6 +1036,13 @@ pair_wide(double *ps, const float *x, const float *y, const float *b, size_t k)
 	__m512d s = _mm512_loadu_pd(ps);
 	size_t e = 0;
 
+	if (x == y && b) {	/* |x - b|^2: the same products, one load */
+		for (; e + 8 <= k; e += 8) {
+			__m512d u = _mm512_sub_pd(_mm512_cvtps_pd(_mm256_loadu_ps(x + e)),
+			    _mm512_cvtps_pd(_mm256_loadu_ps(b + e)));
+			s = _mm512_add_pd(s, _mm512_mul_pd(u, u));
+		}
+	}
 	for (; e + 8 <= k; e += 8) {
 		__m512d u = _mm512_cvtps_pd(_mm256_loadu_ps(x + e));
 		__m512d v = _mm512_cvtps_pd(_mm256_loadu_ps(y + e));
