@@ -25,7 +25,8 @@ usage(void)
 	    "              [--dataset KEY=PATH]... [--token-file FILE] [--insecure]\n"
 	    "              [--tls-cert FILE --tls-key FILE] [--handler NAME=PROGRAM]...\n"
 	    "              [--handler-timeout SECONDS] [--max-object-bytes N]\n"
-	    "              [--max-store-bytes N] [--max-connections N] [--max-fits N]\n",
+	    "              [--max-store-bytes N] [--max-connections N] [--max-fits N]\n"
+	    "              [--timeout SECONDS]\n",
 	    progname);
 	exit(FL_EUSAGE);
 }
@@ -51,6 +52,7 @@ help(void)
 	    "      --max-connections N     simultaneous connections (256)\n"
 	    "      --max-fits N            fits and aggregations at once (one per CPU;\n"
 	    "                              16 more wait, then 503)\n"
+	    "      --timeout SECONDS       drop a request, or a push, that stalls this long (60)\n"
 	    "  -q, --quiet                 errors only\n"
 	    "  -v, --verbose               a line per request\n"
 	    "  -h, --help                  this help\n"
@@ -132,6 +134,7 @@ main(int argc, char **argv)
 		{ "max-store-bytes", required_argument, NULL, 'S' },
 		{ "max-connections", required_argument, NULL, 'M' },
 		{ "max-fits", required_argument, NULL, 'F' },
+		{ "timeout", required_argument, NULL, 'I' },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
@@ -203,6 +206,11 @@ main(int argc, char **argv)
 			if (fl_parse_u64(optarg, 64, &v) || !v)
 				die(FL_EUSAGE, "--max-fits: 1 to 64, got '%s'", optarg);
 			o.max_fits = (unsigned)v;
+			break;
+		case 'I':
+			if (fl_parse_u64(optarg, 86400, &v) || !v)
+				die(FL_EUSAGE, "--timeout: seconds from 1 to 86400, got '%s'", optarg);
+			o.idle_timeout = (unsigned)v;
 			break;
 		case 'q': verbose--; break;
 		case 'v': verbose++; break;

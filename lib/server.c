@@ -23,6 +23,9 @@
 #define GRACE 30		/* seconds to finish work in flight on stop */
 #define FIT_QUEUE 16		/* fits waiting beyond those running */
 #define MAX_FIT_ARGS 16
+/* A body must move this much per timeout period to keep its connection:
+ * a client trickling a byte a second is dropped, not kept forever. */
+#define MIN_PROGRESS (16u << 10)
 
 void
 srv_log(struct fl_server *s, int level, const char *fmt, ...)
@@ -453,8 +456,14 @@ process_done(struct fl_server *s)
 				req_free(r);
 			continue;
 		}
-		if (what & DONE_RESUME)
+		if (what & DONE_RESUME) {
+			/* the pause was ours: the client gets its time afresh */
+			r->window = 0;
+			r->deadline = fl_monotonic() + s->o.idle_timeout;
+			lws_set_timeout(r->wsi, PENDING_TIMEOUT_HTTP_CONTENT,
+			    (int)s->o.idle_timeout);
 			lws_rx_flow_control(r->wsi, 1);
+		}
 		if (what & DONE_REPLY)
 			go_write(r);
 	}
@@ -696,6 +705,7 @@ begin_body(struct req *r, int kind, uint64_t limit)
 		srv_submit_body(r);
 		return 1;
 	}
+	r->deadline = fl_monotonic() + r->s->o.idle_timeout;
 	lws_set_timeout(r->wsi, PENDING_TIMEOUT_HTTP_CONTENT, (int)r->s->o.idle_timeout);
 	return 0;
 }
@@ -978,6 +988,19 @@ out:
 		go_write(r);
 }
 
+/* Renew the body's deadline each MIN_PROGRESS bytes: -1 once it has passed.
+ * (lws renews its own timeout, timeout_secs, after every piece of a body:
+ * that drops a client that stops, this one that trickles.) */
+static int
+body_progress(struct req *r, size_t len)
+{
+	if ((r->window += len) >= MIN_PROGRESS) {
+		r->window = 0;
+		r->deadline = fl_monotonic() + r->s->o.idle_timeout;
+	}
+	return fl_monotonic() > r->deadline ? -1 : 0;
+}
+
 /* Write what is ready of the reply; returns -1 to close. */
 static int
 write_reply(struct req *r)
@@ -1078,14 +1101,20 @@ cb_http(struct lws *wsi, enum lws_callback_reasons reason, struct pss *pss,
 			return 0;
 		}
 		r->received += len;
-		lws_set_timeout(wsi, PENDING_TIMEOUT_HTTP_CONTENT, (int)s->o.idle_timeout);
+		if (body_progress(r, len) < 0) {
+			srv_log(s, FL_LOG_DEBUG, "dropping a body slower than %u bytes "
+			    "in %u s", MIN_PROGRESS, s->o.idle_timeout);
+			return -1;
+		}
 		if ((rc = srv_body_chunk(r, in, len)) < 0)
 			return -1;
 		if (rc > 0)
 			lws_rx_flow_control(wsi, 0);
 		return 0;
 	case LWS_CALLBACK_HTTP_BODY_COMPLETION:
-		if (!r || r->body_complete || r->close_after)
+		/* lws says so of an empty body too ("Content-Length: 0"), to a
+		 * route that takes none: submitting that would hold r forever */
+		if (!r || r->body_complete || r->close_after || r->body_kind == BODY_NONE)
 			return 0;
 		lws_set_timeout(wsi, NO_PENDING_TIMEOUT, 0);
 		r->body_complete = 1;
@@ -1327,7 +1356,8 @@ fl_server_new(struct fl_server **out, const struct fl_server_opts *o, char *err)
 	info.max_http_header_data = 8192;
 	info.max_http_header_pool = (unsigned short)(s->o.max_conns > 1024 ? 1024 : s->o.max_conns);
 	info.fd_limit_per_thread = s->o.max_conns + 16;
-	info.timeout_secs = 20;
+	info.timeout_secs = s->o.idle_timeout;
+	info.timeout_secs_ah_idle = s->o.idle_timeout < 10 ? s->o.idle_timeout : 10;
 	info.keepalive_timeout = 30;
 	info.options = LWS_SERVER_OPTION_DISABLE_IPV6 * (strchr(o->addr, ':') == NULL);
 	if (o->tls_cert) {

@@ -49,7 +49,9 @@ struct fl_server_opts {
 	size_t nhandlers;
 	uint64_t max_object_bytes;	/* 0: the blob limits' total */
 	unsigned max_conns;		/* 0: 256 */
-	unsigned idle_timeout;		/* seconds without progress: 0: 60 */
+	unsigned idle_timeout;		/* seconds without progress (a body: less
+					 * than 16 KiB), headers (at most 10),
+					 * a push: 0: 60 */
 	unsigned handler_timeout;	/* seconds: 0: 30 */
 	size_t handler_output;		/* bytes: 0: 16 MiB */
 	unsigned threads;		/* worker threads: 0: 4 */

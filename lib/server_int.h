@@ -55,6 +55,8 @@ struct req {
 	/* the request */
 	int body_kind, body_complete;
 	uint64_t limit, received;
+	size_t window;			/* body bytes since the deadline was renewed */
+	double deadline;		/* (fl_monotonic) for the next MIN_PROGRESS bytes */
 	struct fl_upload up;
 	struct fl_buf body;
 	char *tag, *arg;

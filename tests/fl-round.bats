@@ -91,8 +91,16 @@ assert m["round"] == 1 and len(m["parents"]) == 3, m'
 	fl-fit -q --dataset train w1 w2 w3 < "$D/m.blob" | fl-avg -q - > g.blob
 	run -0 fl-pack info --json g.blob
 	assert_output --partial '"contributors"'
+	# fl-pack info shows the lineage: the aggregate's parents and their
+	# clients, and each fitted model's parent
 	run -0 fl-pack info g.blob
-	assert_output --partial 'w1'
+	assert_line --regexp '^  [0-9a-f]{8}  fedavg of 3 models in round 1:$'
+	assert_line --regexp '^ +[0-9a-f]{8} \(w1\)$'
+	assert_line --regexp '^ +[0-9a-f]{8} \(w3\)$'
+	fl-fit -q --dataset train w2 < "$D/m.blob" > w2.blob
+	parent=$(fl-pack info --json "$D/m.blob" | sed 's/.*"model_id":"\([0-9a-f]\{8\}\).*/\1/')
+	run -0 fl-pack info w2.blob
+	assert_line --regexp "^  [0-9a-f]{8}  trained by w2 in round 0 from $parent\$"
 }
 
 @test "fl-fit --eval --dataset: a table per worker and the weighted total" {
@@ -280,5 +288,20 @@ print("ok")'
 	run -2 fl-avg --on w2 --byzantine 1 $(cat ptrs)
 	run -2 fl-avg --on w2 --state a/b --base "$base" --server-opt adam $(cat ptrs)
 	run -2 --separate-stderr fl-avg --on w2 --method krum --byzantine 5 $(cat ptrs)
-	run -2 fl-avg --connect-timeout 3 "$D/m.blob"
+}
+
+@test "fl-avg POINTER...: pointers are fetched, checked, and averaged here" {
+	run -0 fl-fit --pointers --dataset train w1 w2 w3 < "$D/m.blob"
+	printf '%s\n' "$output" > ptrs
+	run -0 fl-avg $(cat ptrs) -o a.blob
+	while read -r p; do fl-get "$p"; done < ptrs > in.blob
+	fl-avg in.blob -o b.blob
+	run -0 python3 -c 'import json, subprocess
+t = [json.loads(subprocess.check_output(["fl-pack", "info", "--json", p]))
+     for p in ("a.blob", "b.blob")]
+assert [x["crc32"] for x in t[0]["tensors"]] == [x["crc32"] for x in t[1]["tensors"]]'
+	# a file of that name wins; an unknown name is a missing file
+	run -6 --separate-stderr fl-avg nosuch
+	run -6 --separate-stderr fl-avg w1/0123456789abcdef
+	[[ $stderr == *"w1"*"no such object"* ]]
 }
