@@ -380,8 +380,9 @@ fl_store_begin(struct fl_store *s, struct fl_upload *u, char *err)
 int
 fl_store_write(struct fl_upload *u, const void *p, size_t n, char *err)
 {
+	/* The temp file's path is the worker's business, not the client's. */
 	if (fl_write_full(u->fd, p, n))
-		return fl_errno(err, FL_EIO, "%s", u->tmp);
+		return fl_errno(err, FL_EIO, "cannot write the upload to the store");
 	u->bytes += n;
 	return FL_OK;
 }
@@ -512,6 +513,12 @@ fail:
 	free(path);
 	fl_store_abort(u);
 	return rc;
+}
+
+int
+fl_store_check(struct fl_upload *u, const struct fl_limits *lim, char *err)
+{
+	return validate(u->tmp, u->bytes, lim, err);
 }
 
 char *
