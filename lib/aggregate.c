@@ -282,6 +282,8 @@ pool_run(struct pool *p, void (*fn)(void *, int), void *arg)
 	fn(arg, 0);
 	if (p->n > 1)
 		pthread_barrier_wait(&p->done);
+	p->fn = NULL;	/* arg may be the caller's local: keep no pointer to it */
+	p->arg = NULL;
 }
 
 static void
@@ -497,6 +499,8 @@ phase_combine(void *arg, int tid)
 		/* The pairs needed, dealt out to the threads. */
 		double *g = p->gram[tid];
 		for (size_t q = (size_t)tid; q < p->npairs; q += (size_t)p->pool.n) {
+			/* pairs index an n x n matrix: n > 0 */
+			/* NOLINTNEXTLINE(clang-analyzer-core.DivideZero,clang-analyzer-core.UndefinedBinaryOperatorResult) */
 			size_t i = p->pairs[q] / n, j = p->pairs[q] % n;
 			if (p->lane[i].bad < 0 && p->lane[j].bad < 0)
 				g[i * n + j] += pair_sum(p->lane[i].x, p->lane[j].x, b, p->k);
@@ -1532,6 +1536,8 @@ scan_stripe(struct mjob *j, size_t s, int tid)
 			}
 		}
 		for (size_t q = 0; q < p->npairs; q++) {
+			/* pairs index an n x n matrix: n > 0 */
+			/* NOLINTNEXTLINE(clang-analyzer-core.DivideZero) */
 			size_t a = p->pairs[q] / n, c = p->pairs[q] % n;
 			pair_acc(ps + 8 * q, j->x[a] + off + b, j->x[c] + off + b, bx, kb);
 		}
