@@ -419,3 +419,11 @@ PY
 	stderr_has 'n.blob: tensor w holds NaN at element 777777'
 	[ ! -e out.blob ]
 }
+
+@test "fl-avg --on: standard input with no pointers is a usage error" {
+	# It used to count "-" as an input and ask the worker for a null id.
+	run -2 --separate-stderr fl-avg --on http://127.0.0.1:1 - </dev/null
+	stderr_has 'no inputs: standard input held no pointers'
+	run -2 --separate-stderr fl-avg --on http://127.0.0.1:1 - - </dev/null
+	stderr_has 'standard input given twice'
+}
