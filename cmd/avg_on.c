@@ -35,9 +35,13 @@ read_pointers(int *n)
 			line[--len] = 0;
 		if (!len || line[0] == '#')
 			continue;
-		if (k > 4096 || !(v = realloc(v, (size_t)(k + 1) * sizeof(*v))) ||
-		    !(v[k] = strdup(line)))
+		char **nv;
+		if (k >= 4096)
+			die(FL_ELIMIT, "-: more than 4096 pointers");
+		if (!(nv = realloc(v, (size_t)(k + 1) * sizeof(*v))) ||
+		    !(nv[k] = strdup(line)))
 			die(FL_EFAIL, "out of memory");
+		v = nv;
 		k++;
 	}
 	free(line);
