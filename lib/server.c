@@ -1332,7 +1332,10 @@ fl_server_new(struct fl_server **out, const struct fl_server_opts *o, char *err)
 	}
 	/* Fits run side by side, one thread each: so does the dense math. */
 	fl_train_threads(1);
-	if (!(s->ds = calloc(o->ndatasets + 1, sizeof(*s->ds)))) {
+	pthread_mutex_init(&s->dmu, NULL);
+	if (!(s->ds = calloc(o->ndatasets + 1, sizeof(*s->ds))) ||
+	    !(s->dcache = calloc(o->ndatasets + 1, sizeof(*s->dcache))) ||
+	    !(s->dcached = calloc(o->ndatasets + 1, sizeof(*s->dcached)))) {
 		fl_server_free(s);
 		return fl_err(err, FL_EFAIL, "out of memory");
 	}
@@ -1433,6 +1436,12 @@ fl_server_free(struct fl_server *s)
 	for (size_t i = 0; i < s->nds; i++)
 		fl_val_release(&s->ds[i]);
 	free(s->ds);
+	for (size_t i = 0; s->dcached && i < s->o.ndatasets; i++)
+		if (s->dcached[i])
+			fl_dataset_release(&s->dcache[i]);
+	free(s->dcache);
+	free(s->dcached);
+	pthread_mutex_destroy(&s->dmu);
 	if (s->curl_init)
 		curl_global_cleanup();
 	pthread_mutex_destroy(&s->qmu);

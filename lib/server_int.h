@@ -8,6 +8,7 @@
 #include <libwebsockets.h>
 
 #include "blob.h"
+#include "data.h"
 #include "proto.h"
 #include "server.h"
 #include "store.h"
@@ -138,6 +139,11 @@ struct fl_server {
 	struct job *fhead, *ftail;
 	pthread_t *fthreads;
 	unsigned nfthreads, max_fits, nfits;
+	/* datasets kept after their first fit, one per --dataset (dmu): only
+	 * those whose x is mapped from the file, costing no memory of ours */
+	pthread_mutex_t dmu;
+	struct fl_dataset *dcache;
+	int *dcached;
 };
 
 void srv_log(struct fl_server *s, int level, const char *fmt, ...)
