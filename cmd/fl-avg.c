@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "aggregate.h"
+#include "avg.h"
 #include "common.h"
 
 static void
@@ -20,7 +21,10 @@ usage(void)
 	    "              [--server-lr X] [--server-momentum B] [--server-beta2 B]\n"
 	    "              [--tau T] [--state STATE.blob]\n"
 	    "              [--clip C] [--noise Z] [--seed N] [--threads N]\n"
-	    "              INPUT...\n", progname);
+	    "              INPUT...\n"
+	    "       %s --on WORKER [rule, server and DP options] POINTER...|-\n"
+	    "Network: --connect-timeout SECS, --timeout SECS, --retry N, --cacert FILE,\n"
+	    "         --insecure.\n", progname, progname);
 	exit(FL_EUSAGE);
 }
 
@@ -28,8 +32,13 @@ static void
 help(void)
 {
 	printf("usage: %s [options] INPUT... > model.blob\n"
-	    "Aggregate model blobs (files, or - for blobs on standard input).\n"
+	    "       %s --on WORKER [options] POINTER...\n"
+	    "Aggregate model blobs (files, or - for blobs on standard input); or\n"
+	    "have WORKER aggregate objects (pointers, or - for pointers on standard\n"
+	    "input), printing the result's pointer.\n"
 	    "\n"
+	    "      --on WORKER           aggregate there: inputs elsewhere are copied\n"
+	    "                            to it worker to worker; no update comes here\n"
 	    "  -o, --output FILE         write the model to FILE atomically\n"
 	    "      --uniform             weigh every input alike\n"
 	    "      --weights W1,W2,...   weigh the inputs as given\n"
@@ -40,20 +49,27 @@ help(void)
 	    "      --multi M             average the M best (multi-krum)\n"
 	    "      --skip-bad            leave out inputs holding NaN or Inf\n"
 	    "      --base FILE           the global model the inputs started from\n"
+	    "                            (with --on, a pointer)\n"
 	    "      --server-opt OPT      sgd, momentum, adam, yogi, adagrad\n"
 	    "      --server-lr X         server learning rate\n"
 	    "      --server-momentum B   momentum, or Adam's beta1 (0.9)\n"
 	    "      --server-beta2 B      second-moment decay (0.99)\n"
 	    "      --tau T               adaptivity (1e-3)\n"
 	    "      --state FILE          server-optimizer state, read and rewritten\n"
+	    "                            (with --on, a tag on WORKER)\n"
 	    "      --clip C              bound each update's L2 norm (needs --base)\n"
 	    "      --noise Z             add N(0, (Z C / n)^2) to the aggregate\n"
 	    "      --seed N              seed the noise\n"
 	    "      --threads N           threads reading inputs (default: CPUs)\n"
+	    "      --connect-timeout S   seconds to connect to a worker (10)\n"
+	    "      --timeout S           seconds a request may stall (3600 with --on)\n"
+	    "      --retry N             retries of idempotent requests (2)\n"
+	    "      --cacert FILE         CA certificates for https workers\n"
+	    "      --insecure            do not verify TLS certificates\n"
 	    "  -q, --quiet               no warnings, no progress\n"
 	    "  -v, --verbose             say more\n"
 	    "  -h, --help                this help\n"
-	    "      --version             print the version\n", progname);
+	    "      --version             print the version\n", progname, progname);
 	finish_stdout();
 	exit(0);
 }
@@ -62,7 +78,7 @@ enum {
 	OPT_UNIFORM = 256, OPT_WEIGHTS, OPT_METHOD, OPT_TRIM, OPT_BYZ, OPT_MULTI,
 	OPT_SKIPBAD, OPT_BASE, OPT_SOPT, OPT_SLR, OPT_SMOM, OPT_SBETA2, OPT_TAU,
 	OPT_STATE, OPT_CLIP, OPT_NOISE, OPT_SEED, OPT_THREADS, OPT_CHUNK,
-	OPT_VERSION,
+	OPT_ON, OPT_VERSION,
 };
 
 static const struct option longopts[] = {
@@ -86,6 +102,8 @@ static const struct option longopts[] = {
 	{ "seed", required_argument, NULL, OPT_SEED },
 	{ "threads", required_argument, NULL, OPT_THREADS },
 	{ "chunk", required_argument, NULL, OPT_CHUNK },
+	{ "on", required_argument, NULL, OPT_ON },
+	FL_CLIENT_LONGOPTS,
 	{ "quiet", no_argument, NULL, 'q' },
 	{ "verbose", no_argument, NULL, 'v' },
 	{ "help", no_argument, NULL, 'h' },
@@ -131,10 +149,11 @@ main(int argc, char *argv[])
 	struct fl_agg a;
 	struct output out;
 	struct fl_atomic st;
-	const char *outpath = NULL, *method = "mean";
+	const char *outpath = NULL, *method = "mean", *on = NULL;
+	struct fl_client_opts co = { .retries = -1 };
 	double *weights = NULL;
 	char err[FL_ERRLEN];
-	int c, rc, uniform = 0, server_set = 0, has_state_out = 0;
+	int c, rc, uniform = 0, server_set = 0, has_state_out = 0, on_net = 0;
 
 	setprogname(argv[0]);
 	memset(&o, 0, sizeof(o));
@@ -170,11 +189,18 @@ main(int argc, char *argv[])
 			break;
 		case OPT_THREADS: o.threads = (int)opt_count("--threads", optarg, 0, 64); break;
 		case OPT_CHUNK: o.chunk = opt_count("--chunk", optarg, 0, 1 << 26); break;
+		case OPT_ON: on = optarg; break;
 		case 'q': verbose = -1; break;
 		case 'v': verbose++; break;
 		case 'h': help(); break;
 		case OPT_VERSION: print_version(); break;
-		default: usage();
+		default:
+			if ((rc = fl_client_opt(&co, c, optarg, err)) < 0)
+				usage();
+			if (rc)
+				die(rc, "%s", err);
+			if (!on_net)
+				on_net = c;
 		}
 	}
 	argc -= optind;
@@ -182,27 +208,34 @@ main(int argc, char *argv[])
 	if (argc < 1)
 		usage();
 
-	if (!strcmp(method, "mean") || !strcmp(method, "fedavg"))
-		o.rule = FL_AGG_MEAN;
-	else if (!strcmp(method, "median"))
-		o.rule = FL_AGG_MEDIAN;
-	else if (!strcmp(method, "trimmed-mean"))
-		o.rule = FL_AGG_TRIMMED;
-	else if (!strcmp(method, "krum"))
-		o.rule = FL_AGG_KRUM;
-	else
+	if (fl_agg_rule_parse(method, &o.rule))
 		die(FL_EUSAGE, "--method: unknown rule '%s' (mean, median, "
 		    "trimmed-mean, krum)", method);
 	if (uniform && weights)
 		die(FL_EUSAGE, "--uniform and --weights exclude each other");
 	o.weighting = weights ? FL_W_GIVEN : uniform ? FL_W_UNIFORM : FL_W_SAMPLES;
 	o.weights = weights;
-	if ((o.byzantine || o.multi) && o.rule != FL_AGG_KRUM)
-		die(FL_EUSAGE, "--byzantine and --multi go with --method krum");
-	if ((server_set || o.state) && !o.base)
-		die(FL_EUSAGE, "--server-opt, --server-lr and --state need --base");
+	if ((rc = fl_agg_opts_check(&o, server_set, err)))
+		die(rc, "%s", err);
 	if (o.chunk && o.chunk < 1)
 		o.chunk = 1;
+	if (on) {
+		if (outpath)
+			die(FL_EUSAGE, "-o: with --on the result stays on %s; its "
+			    "pointer is printed", on);
+		if (o.threads || o.chunk)
+			die(FL_EUSAGE, "--threads and --chunk: with --on the worker "
+			    "decides");
+		if (co.insecure)
+			warn("--insecure: TLS certificates are NOT verified; anyone "
+			    "on the path can read and change what is sent");
+		avg_on(on, argv, argc, &o, &co);
+		free(weights);
+		finish_stdout();
+		return 0;
+	}
+	if (on_net)
+		die(FL_EUSAGE, "the network options go with --on WORKER");
 	o.progress = on_progress;
 	o.warn = on_warn;
 

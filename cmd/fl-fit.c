@@ -1,4 +1,5 @@
-/* fl-fit: train, evaluate or run a model on a local dataset. */
+/* fl-fit: train, evaluate or run a model on a local dataset, or have
+ * workers train or evaluate it on theirs (fit_remote.c). */
 #include <getopt.h>
 #include <math.h>
 #include <stdio.h>
@@ -7,7 +8,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <curl/curl.h>
+
 #include "common.h"
+#include "fit.h"
 #include "data.h"
 #include "model.h"
 #include "train.h"
@@ -20,10 +24,15 @@ usage(void)
 	    "              [--optimizer sgd|adam] [--momentum M] [--nesterov]\n"
 	    "              [--weight-decay W] [--prox MU] [--seed N] [--max-steps N]\n"
 	    "              [--threads N] [--client NAME] < MODEL\n"
+	    "       %s --dataset KEY [training options] [--pointers] [--min N]\n"
+	    "              [--timeout SECS] [--parallel N] [network options] WORKER... < MODEL\n"
 	    "       %s --eval --local DATASET [--json] [--batch N] [--threads N] < MODEL\n"
+	    "       %s --eval --dataset KEY [--json] [--batch N] [--min N] [--timeout SECS]\n"
+	    "              [--parallel N] WORKER... < MODEL\n"
 	    "       %s --predict --local INPUTS [-o FILE] [--mc-dropout N] [--seed N]\n"
-	    "              [--batch N] [--threads N] < MODEL\n",
-	    progname, progname, progname);
+	    "              [--batch N] [--threads N] < MODEL\n"
+	    "Network: --connect-timeout SECS, --retry N, --cacert FILE, --insecure.\n",
+	    progname, progname, progname, progname, progname);
 	exit(FL_EUSAGE);
 }
 
@@ -31,13 +40,27 @@ static void
 help(void)
 {
 	printf("usage: %s --local DATASET [options] < model.blob > model.blob\n"
+	    "       %s --dataset KEY [options] WORKER... < model.blob | fl-avg -\n"
 	    "       %s --eval --local DATASET [--json] < model.blob\n"
+	    "       %s --eval --dataset KEY [--json] WORKER... < model.blob\n"
 	    "       %s --predict --local INPUTS [--mc-dropout N] [-o FILE] < model.blob\n"
 	    "Train the model read from standard input on a dataset blob, or evaluate\n"
-	    "it, or print its predictions.\n"
+	    "it, or print its predictions; or have workers train or evaluate it on\n"
+	    "their dataset KEY, all at once.\n"
 	    "\n"
 	    "  -l, --local FILE          the dataset blob (- for standard input is not\n"
 	    "                            allowed: the model comes from there)\n"
+	    "  -d, --dataset KEY         the workers' dataset to train or evaluate on;\n"
+	    "                            the trained models come back to back\n"
+	    "      --pointers            print WORKER/ID of each trained model instead\n"
+	    "                            of fetching it (to aggregate there)\n"
+	    "      --min N               succeed when N workers answered (all)\n"
+	    "      --timeout SECS        stop waiting SECS after the start (none)\n"
+	    "      --parallel N          workers asked at once (16)\n"
+	    "      --connect-timeout S   seconds to connect to a worker (10)\n"
+	    "      --retry N             retries of idempotent requests (2)\n"
+	    "      --cacert FILE         CA certificates for https workers\n"
+	    "      --insecure            do not verify TLS certificates\n"
 	    "  -o, --output FILE         write the blob to FILE atomically\n"
 	    "      --epochs N            passes over the data (1)\n"
 	    "      --batch N             examples per step (32; 256 for --eval, --predict)\n"
@@ -57,10 +80,10 @@ help(void)
 	    "      --predict             print outputs per row of INPUTS as CSV\n"
 	    "      --mc-dropout N        N passes with dropout on: mean, std, entropy\n"
 	    "  -q, --quiet               no progress line\n"
-	    "  -v, --verbose             a line per epoch\n"
+	    "  -v, --verbose             a line per epoch, or per worker\n"
 	    "  -h, --help                this help\n"
 	    "      --version             print the version\n",
-	    progname, progname, progname);
+	    progname, progname, progname, progname, progname);
 	finish_stdout();
 	exit(0);
 }
@@ -68,8 +91,8 @@ help(void)
 enum {
 	OPT_EPOCHS = 256, OPT_BATCH, OPT_LR, OPT_OPTIMIZER, OPT_MOMENTUM,
 	OPT_NESTEROV, OPT_WD, OPT_PROX, OPT_SEED, OPT_MAXSTEPS, OPT_THREADS,
-	OPT_CLIENT, OPT_EVAL, OPT_JSON, OPT_PREDICT, OPT_MC, OPT_DATASET,
-	OPT_VERSION,
+	OPT_CLIENT, OPT_EVAL, OPT_JSON, OPT_PREDICT, OPT_MC, OPT_POINTERS,
+	OPT_MIN, OPT_ROUND_TIMEOUT, OPT_PARALLEL, OPT_VERSION,
 };
 
 static const struct option longopts[] = {
@@ -91,7 +114,16 @@ static const struct option longopts[] = {
 	{ "json", no_argument, NULL, OPT_JSON },
 	{ "predict", no_argument, NULL, OPT_PREDICT },
 	{ "mc-dropout", required_argument, NULL, OPT_MC },
-	{ "dataset", required_argument, NULL, OPT_DATASET },
+	{ "dataset", required_argument, NULL, 'd' },
+	{ "pointers", no_argument, NULL, OPT_POINTERS },
+	{ "min", required_argument, NULL, OPT_MIN },
+	{ "timeout", required_argument, NULL, OPT_ROUND_TIMEOUT },
+	{ "parallel", required_argument, NULL, OPT_PARALLEL },
+	/* the network options, but --timeout: here it is the round's */
+	{ "connect-timeout", required_argument, NULL, FL_OPT_CONNECT_TIMEOUT },
+	{ "retry", required_argument, NULL, FL_OPT_RETRY },
+	{ "cacert", required_argument, NULL, FL_OPT_CACERT },
+	{ "insecure", no_argument, NULL, FL_OPT_INSECURE },
 	{ "quiet", no_argument, NULL, 'q' },
 	{ "verbose", no_argument, NULL, 'v' },
 	{ "help", no_argument, NULL, 'h' },
@@ -378,11 +410,26 @@ do_predict(const char *path, const char *outpath, int batch, int passes,
 	fl_header_release(&h);
 }
 
+/* A training option for the workers: "key=value" onto the query. */
+static void
+add_query(struct fl_buf *q, const char *key, const char *val)
+{
+	char *e = curl_easy_escape(NULL, val, 0);
+
+	if (!e || (q->len && fl_buf_add(q, "&", 1)) ||
+	    fl_buf_add(q, key, strlen(key)) || fl_buf_add(q, "=", 1) ||
+	    fl_buf_add(q, e, strlen(e)))
+		die(FL_EFAIL, "out of memory");
+	curl_free(e);
+}
+
 int
 main(int argc, char *argv[])
 {
 	struct fl_train_opts o;
-	const char *local = NULL, *outpath = NULL, *client = NULL;
+	const char *local = NULL, *outpath = NULL, *client = NULL, *dataset = NULL;
+	struct remote_opts ro = { .co = { .retries = -1 } };
+	struct fl_buf query;
 	const char *train_opt = NULL;	/* a training option, for messages */
 	double lr = NAN, momentum = NAN, wd = NAN;
 	enum fl_optim_kind kind = FL_OPTIM_SGD;
@@ -393,9 +440,39 @@ main(int argc, char *argv[])
 
 	setprogname(argv[0]);
 	fl_train_defaults(&o);
-	while ((c = getopt_long(argc, argv, "l:o:qvh", longopts, NULL)) != -1) {
+	fl_buf_init(&query, 4096);
+	while ((c = getopt_long(argc, argv, "l:d:o:qvh", longopts, NULL)) != -1) {
+		/* the training options travel to workers as they were given */
+		switch (c) {
+		case OPT_EPOCHS: add_query(&query, "epochs", optarg); break;
+		case OPT_BATCH: add_query(&query, "batch", optarg); break;
+		case OPT_LR: add_query(&query, "lr", optarg); break;
+		case OPT_OPTIMIZER: add_query(&query, "optimizer", optarg); break;
+		case OPT_MOMENTUM: add_query(&query, "momentum", optarg); break;
+		case OPT_NESTEROV: add_query(&query, "nesterov", "1"); break;
+		case OPT_WD: add_query(&query, "weight-decay", optarg); break;
+		case OPT_PROX: add_query(&query, "prox", optarg); break;
+		case OPT_SEED: add_query(&query, "seed", optarg); break;
+		case OPT_MAXSTEPS: add_query(&query, "max-steps", optarg); break;
+		}
 		switch (c) {
 		case 'l': local = optarg; break;
+		case 'd': dataset = optarg; break;
+		case OPT_POINTERS: ro.pointers = 1; break;
+		case OPT_MIN: ro.min = opt_count("--min", optarg, 1, 1000000); break;
+		case OPT_ROUND_TIMEOUT:
+			ro.timeout = opt_num("--timeout", optarg, 0.001, 1e9);
+			break;
+		case OPT_PARALLEL:
+			ro.parallel = opt_count("--parallel", optarg, 1, 1024);
+			break;
+		case FL_OPT_CONNECT_TIMEOUT:
+		case FL_OPT_RETRY:
+		case FL_OPT_CACERT:
+		case FL_OPT_INSECURE:
+			if ((rc = fl_client_opt(&ro.co, c, optarg, err)))
+				die(rc, "%s", err);
+			break;
 		case 'o': outpath = optarg; break;
 		case OPT_EPOCHS:
 			o.epochs = (int)opt_count("--epochs", optarg, 1, 1000000);
@@ -436,10 +513,6 @@ main(int argc, char *argv[])
 		case OPT_JSON: json = 1; break;
 		case OPT_PREDICT: predict = 1; break;
 		case OPT_MC: passes = (int)opt_count("--mc-dropout", optarg, 1, 100000); break;
-		case OPT_DATASET:
-			die(FL_EUSAGE, "--dataset: training on remote workers is not "
-			    "supported yet; train on a local file with --local "
-			    "DATASET.blob");
 		case 'q': verbose = -1; break;
 		case 'v': verbose++; break;
 		case 'h': help(); break;
@@ -449,11 +522,55 @@ main(int argc, char *argv[])
 	}
 	argc -= optind;
 	argv += optind;
+	if (dataset) {
+		if (local)
+			die(FL_EUSAGE, "--local and --dataset exclude each other");
+		if (argc < 1)
+			die(FL_EUSAGE, "--dataset %s: name the workers to ask", dataset);
+		if (predict)
+			die(FL_EUSAGE, "--predict runs on a local file: a worker's "
+			    "rows never leave it, nor do per-row outputs");
+		if (threads)
+			die(FL_EUSAGE, "--threads: each worker decides its own");
+		if (client)
+			die(FL_EUSAGE, "--client: each worker names itself");
+		if (eval && train_opt)
+			die(FL_EUSAGE, "%s applies to training, not to --eval", train_opt);
+		if (eval && (ro.pointers || outpath))
+			die(FL_EUSAGE, "--eval prints a table: no %s",
+			    ro.pointers ? "--pointers" : "-o");
+		if (json && !eval)
+			die(FL_EUSAGE, "--json goes with --eval");
+		if (ro.min > (size_t)argc)
+			die(FL_EUSAGE, "--min %zu: only %d workers named", ro.min, argc);
+		if (ro.co.insecure)
+			warn("--insecure: TLS certificates are NOT verified; anyone on "
+			    "the path can read and change what is sent");
+		ro.dataset = dataset;
+		ro.workers = argv;
+		ro.nworkers = (size_t)argc;
+		ro.eval = eval;
+		ro.json = json;
+		ro.outpath = outpath;
+		if (fl_buf_add(&query, "", 1))
+			die(FL_EFAIL, "out of memory");
+		ro.query = (const char *)query.data;
+		remote_run(&ro);
+		fl_buf_release(&query);
+		finish_stdout();
+		return 0;
+	}
 	if (argc > 0)
-		die(FL_EUSAGE, "%s: remote workers are not supported yet; train on a "
-		    "local file with --local DATASET.blob", argv[0]);
+		die(FL_EUSAGE, "%s: workers go with --dataset KEY (or train on a "
+		    "local file with --local DATASET.blob)", argv[0]);
+	if (ro.pointers || ro.min || ro.timeout > 0 || ro.parallel ||
+	    ro.co.connect_timeout > 0 || ro.co.retries >= 0 || ro.co.cacert ||
+	    ro.co.insecure)
+		die(FL_EUSAGE, "--pointers, --min, --timeout, --parallel and the "
+		    "network options go with --dataset KEY WORKER...");
+	fl_buf_release(&query);
 	if (!local) {
-		warn("no dataset: give --local DATASET.blob");
+		warn("no dataset: give --local DATASET.blob or --dataset KEY WORKER...");
 		usage();
 	}
 	if (!strcmp(local, "-"))

@@ -30,10 +30,8 @@ main(int argc, char **argv)
 	struct fl_client_opts co = { .retries = -1 };
 	struct fl_client cl;
 	struct fl_endpoint src, dst;
-	struct fl_val body, reply, treply, v;
 	struct fl_ptr p;
-	char err[FL_ERRLEN], id[FL_ID_LEN + 1], path[64];
-	const char *ticket, *newid;
+	char err[FL_ERRLEN], id[FL_ID_LEN + 1], newid[FL_ID_LEN + 1];
 	int c, rc, copy = 0, timeout_given = 0;
 	size_t n;
 
@@ -75,38 +73,18 @@ main(int argc, char **argv)
 		die(rc, "%s", err);
 	if (!strcmp(src.url, dst.url))
 		die(FL_EUSAGE, "%s and %s are the same worker", p.worker, argv[1]);
-
-	/* The destination issues a ticket: the source never sees its token. */
-	if ((rc = fl_call(&cl, &dst, "POST", "/v1/tickets", NULL, &treply, err)))
-		die(rc, "%s", err);
-	if (!(ticket = fl_map_get_str(&treply, "ticket")))
-		die(FL_EFAIL, "%s: the reply holds no ticket", dst.name);
-	note("%s: ticket issued", dst.name);
-
-	fl_val_map(&body);
-	fl_val_bool(&v, !copy);
-	if (fl_map_set_str(&body, "url", dst.url) ||
-	    fl_map_set_str(&body, "ticket", ticket) || fl_map_set(&body, "move", &v))
-		die(FL_EFAIL, "out of memory");
-	snprintf(path, sizeof(path), "/v1/objects/%s/push", id);
 	/* No byte comes back until the workers are done: a large object
 	 * takes longer than the usual idle limit. */
 	if (!timeout_given)
 		cl.o.timeout = 3600;
-	rc = fl_call(&cl, &src, "POST", path, &body, &reply, err);
-	fl_val_release(&body);
-	fl_val_release(&treply);
-	if (rc)
+	if ((rc = fl_move(&cl, &src, id, &dst, copy, newid, err)))
 		die(rc, "%s", err);
-	if (!(newid = fl_map_get_str(&reply, "id")) || !fl_id_valid(newid))
-		die(FL_EFAIL, "%s: the reply names no valid id", src.name);
 	n = strlen(argv[1]);
 	while (n > 1 && fl_is_url(argv[1]) && argv[1][n - 1] == '/')
 		n--;
 	printf("%.*s/%s\n", (int)n, argv[1], newid);
 	note("%s/%s %s to %.*s/%s", p.worker, id, copy ? "copied" : "moved",
 	    (int)n, argv[1], newid);
-	fl_val_release(&reply);
 	fl_endpoint_release(&src);
 	fl_endpoint_release(&dst);
 	fl_ptr_release(&p);

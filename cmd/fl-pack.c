@@ -138,6 +138,60 @@ meta_text(struct fl_buf *b, const char *key, const struct fl_val *v)
 		fl_val_json(b, v);
 }
 
+/* The first 8 characters of a model id, as git shortens hashes. */
+static void
+short_id(char out[9], const char *id)
+{
+	snprintf(out, 9, "%s", id ? id : "?");
+}
+
+/*
+ * Where a model came from, from its meta: trained by a client from a parent
+ * model, or aggregated from parents (paired with their contributors, in
+ * the order fl-avg records them).
+ */
+static void
+info_lineage(const struct fl_header *h)
+{
+	const char *id = fl_map_get_str(&h->meta, "model_id");
+	const char *parent = fl_map_get_str(&h->meta, "parent_id");
+	const char *client = fl_map_get_str(&h->meta, "client");
+	const char *rule = fl_map_get_str(&h->meta, "rule");
+	const struct fl_val *parents = fl_map_get(&h->meta, "parents");
+	const struct fl_val *contrib = fl_map_get(&h->meta, "contributors");
+	const struct fl_val *rv = fl_map_get(&h->meta, "round");
+	char a[9], b[9], round[32] = "";
+	uint64_t r;
+
+	if (!id || (!parent && !parents))
+		return;
+	if (rv && !fl_val_get_u64(rv, &r))
+		snprintf(round, sizeof(round), " in round %llu", (unsigned long long)r);
+	short_id(a, id);
+	printf("lineage:\n");
+	if (parents && parents->type == FL_V_ARRAY) {
+		printf("  %s  %s of %zu model%s%s", a, rule ? rule : "aggregate",
+		    parents->v.a.n, parents->v.a.n == 1 ? "" : "s", round);
+		if (parent) {
+			short_id(b, parent);
+			printf(", on base %s", b);
+		}
+		printf(":\n");
+		for (size_t i = 0; i < parents->v.a.n; i++) {
+			const char *c = contrib && contrib->type == FL_V_ARRAY &&
+			    i < contrib->v.a.n ? fl_val_get_str(&contrib->v.a.items[i]) :
+			    NULL;
+			short_id(b, fl_val_get_str(&parents->v.a.items[i]));
+			printf("  %-8s    %s%s%s%s\n", "", b, c ? " (" : "", c ? c : "",
+			    c ? ")" : "");
+		}
+		return;
+	}
+	short_id(b, parent);
+	printf("  %s  trained%s%s%s from %s\n", a, client ? " by " : "",
+	    client ? client : "", round, b);
+}
+
 static void
 info_table(const char *name, const struct fl_header *h)
 {
@@ -159,6 +213,8 @@ info_table(const char *name, const struct fl_header *h)
 		    b.data ? (char *)b.data : "");
 	}
 	fl_buf_release(&b);
+	if (!strcmp(h->kind, "model"))
+		info_lineage(h);
 	if (!h->ntensors)
 		return;
 	for (size_t i = 0; i < h->ntensors; i++)

@@ -25,7 +25,8 @@ usage(void)
 	    "              [--dataset KEY=PATH]... [--token-file FILE] [--insecure]\n"
 	    "              [--tls-cert FILE --tls-key FILE] [--handler NAME=PROGRAM]...\n"
 	    "              [--handler-timeout SECONDS] [--max-object-bytes N]\n"
-	    "              [--max-store-bytes N] [--max-connections N]\n",
+	    "              [--max-store-bytes N] [--max-connections N] [--max-fits N]\n"
+	    "              [--timeout SECONDS]\n",
 	    progname);
 	exit(FL_EUSAGE);
 }
@@ -49,6 +50,9 @@ help(void)
 	    "      --max-object-bytes N    largest object accepted (64G; K, M, G suffixes)\n"
 	    "      --max-store-bytes N     all objects together (no limit)\n"
 	    "      --max-connections N     simultaneous connections (256)\n"
+	    "      --max-fits N            fits and aggregations at once (one per CPU;\n"
+	    "                              16 more wait, then 503)\n"
+	    "      --timeout SECONDS       drop a request, or a push, that stalls this long (60)\n"
 	    "  -q, --quiet                 errors only\n"
 	    "  -v, --verbose               a line per request\n"
 	    "  -h, --help                  this help\n"
@@ -129,6 +133,8 @@ main(int argc, char **argv)
 		{ "max-object-bytes", required_argument, NULL, 'O' },
 		{ "max-store-bytes", required_argument, NULL, 'S' },
 		{ "max-connections", required_argument, NULL, 'M' },
+		{ "max-fits", required_argument, NULL, 'F' },
+		{ "timeout", required_argument, NULL, 'I' },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
@@ -195,6 +201,16 @@ main(int argc, char **argv)
 			if (fl_parse_u64(optarg, 65536, &v) || !v)
 				die(FL_EUSAGE, "--max-connections: 1 to 65536, got '%s'", optarg);
 			o.max_conns = (unsigned)v;
+			break;
+		case 'F':
+			if (fl_parse_u64(optarg, 64, &v) || !v)
+				die(FL_EUSAGE, "--max-fits: 1 to 64, got '%s'", optarg);
+			o.max_fits = (unsigned)v;
+			break;
+		case 'I':
+			if (fl_parse_u64(optarg, 86400, &v) || !v)
+				die(FL_EUSAGE, "--timeout: seconds from 1 to 86400, got '%s'", optarg);
+			o.idle_timeout = (unsigned)v;
 			break;
 		case 'q': verbose--; break;
 		case 'v': verbose++; break;

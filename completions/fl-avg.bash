@@ -13,14 +13,23 @@ _fl_avg() {
 		COMPREPLY=($(compgen -W 'sgd momentum adam yogi adagrad' -- "$cur"))
 		return ;;
 	--weights|--trim|--byzantine|--multi|--server-lr|--server-momentum|\
-	--server-beta2|--tau|--clip|--noise|--seed|--threads)
+	--server-beta2|--tau|--clip|--noise|--seed|--threads|--connect-timeout|\
+	--timeout|--retry)
+		return ;;
+	--cacert)
+		_filedir
+		return ;;
+	--on)
+		local wf=${FL_WORKERS:-${XDG_CONFIG_HOME:-$HOME/.config}/flkit/workers}
+		[[ -r $wf ]] && COMPREPLY=($(compgen -W "$(awk '!/^#/ && NF {print $1}' "$wf")" -- "$cur"))
 		return ;;
 	esac
 	if [[ $cur == -* ]]; then
 		COMPREPLY=($(compgen -W '-o --output --uniform --weights --method
 		    --trim --byzantine --multi --skip-bad --base --server-opt
 		    --server-lr --server-momentum --server-beta2 --tau --state
-		    --clip --noise --seed --threads -q --quiet -v --verbose
+		    --clip --noise --seed --threads --on --connect-timeout --timeout
+		    --retry --cacert --insecure -q --quiet -v --verbose
 		    -h --help --version' -- "$cur"))
 		return
 	fi

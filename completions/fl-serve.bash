@@ -12,12 +12,13 @@ _fl_serve() {
 	--dataset|--handler)
 		return ;;
 	--name|--listen|--handler-timeout|--max-object-bytes|--max-store-bytes|\
-	--max-connections)
+	--max-connections|--max-fits|--timeout)
 		return ;;
 	esac
 	COMPREPLY=($(compgen -W '--name --listen --store --dataset --token-file
 	    --insecure --tls-cert --tls-key --handler --handler-timeout
-	    --max-object-bytes --max-store-bytes --max-connections -q --quiet
+	    --max-object-bytes --max-store-bytes --max-connections --max-fits
+	    --timeout -q --quiet
 	    -v --verbose -h --help --version' -- "$cur"))
 }
 complete -F _fl_serve fl-serve

@@ -8,6 +8,7 @@
 
 #include "blob.h"
 #include "rng.h"
+#include "value.h"
 
 enum fl_agg_rule {
 	FL_AGG_MEAN,		/* weighted mean (FedAvg) */
@@ -136,5 +137,21 @@ double fl_clip_scale(double norm, double clip);
 uint32_t fl_agg_crc32(uint32_t crc, const void *p, size_t n);
 /* x += sigma * N(0, 1), in order. */
 void fl_agg_noise(float *x, size_t k, double sigma, struct fl_rng *r);
+
+/*
+ * fl-avg's options as a protocol map (aggregate_kv.c), for aggregation on
+ * a worker: method, weighting, weights, trim, byzantine, multi, skip_bad,
+ * base and state (as the caller names them: object id, tag), server_opt,
+ * server_lr, server_momentum, server_beta2, tau, clip, noise, seed.
+ */
+int fl_agg_rule_parse(const char *s, enum fl_agg_rule *rule);
+/* The checks fl-avg makes of a whole set of options. */
+int fl_agg_opts_check(const struct fl_agg_opts *o, int server_set, char *err);
+int fl_agg_opts_encode(const struct fl_agg_opts *o, struct fl_val *m);
+/* Decode m (bounded as fl-avg bounds its options) over the defaults; keys
+ * "inputs" and "tag" are the caller's. *weights is malloc'd (free it);
+ * o->base and o->state point into m. */
+int fl_agg_opts_decode(struct fl_agg_opts *o, const struct fl_val *m,
+    double **weights, char *err);
 
 #endif

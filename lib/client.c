@@ -572,6 +572,10 @@ on_progress(void *arg, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
 {
 	struct xfer *x = arg;
 
+	if (x->c->o.cancel && *x->c->o.cancel) {
+		x->rc = fl_err(x->err, FL_ETIMEOUT, "%s: cancelled", x->who);
+		return 1;
+	}
 	if (x->c->o.progress) {
 		if (ultotal > 0)
 			x->c->o.progress(x->c->o.progress_arg, (uint64_t)ulnow,
@@ -1244,4 +1248,50 @@ fl_client_opt(struct fl_client_opts *co, int code, const char *arg, char *err)
 		return FL_OK;
 	}
 	return -1;
+}
+
+int
+fl_move(struct fl_client *c, const struct fl_endpoint *src, const char *id,
+    const struct fl_endpoint *dst, int copy, char newid[FL_ID_LEN + 1],
+    char *err)
+{
+	struct fl_val body, reply, treply, v;
+	const char *ticket, *nid;
+	char path[64];
+	int rc;
+
+	if (!fl_id_valid(id))
+		return fl_err(err, FL_EUSAGE, "%s: bad object id '%s'", src->name, id);
+	if (!strcmp(src->url, dst->url))
+		return fl_err(err, FL_EUSAGE, "%s and %s are the same worker",
+		    src->name, dst->name);
+	/* The destination issues a ticket: the source never sees its token. */
+	if ((rc = fl_call(c, dst, "POST", "/v1/tickets", NULL, &treply, err)))
+		return rc;
+	if (!(ticket = fl_map_get_str(&treply, "ticket"))) {
+		fl_val_release(&treply);
+		return fl_err(err, FL_EFAIL, "%s: the reply holds no ticket",
+		    dst->name);
+	}
+	fl_val_map(&body);
+	fl_val_bool(&v, !copy);
+	if (fl_map_set_str(&body, "url", dst->url) ||
+	    fl_map_set_str(&body, "ticket", ticket) ||
+	    fl_map_set(&body, "move", &v)) {
+		fl_val_release(&body);
+		fl_val_release(&treply);
+		return fl_err(err, FL_EFAIL, "out of memory");
+	}
+	snprintf(path, sizeof(path), "/v1/objects/%s/push", id);
+	rc = fl_call(c, src, "POST", path, &body, &reply, err);
+	fl_val_release(&body);
+	fl_val_release(&treply);
+	if (rc)
+		return rc;
+	if (!(nid = fl_map_get_str(&reply, "id")) || !fl_id_valid(nid))
+		rc = fl_err(err, FL_EFAIL, "%s: the reply names no valid id", src->name);
+	else
+		memcpy(newid, nid, FL_ID_LEN + 1);
+	fl_val_release(&reply);
+	return rc;
 }

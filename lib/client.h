@@ -80,6 +80,9 @@ struct fl_client_opts {
 	int retries;		/* for idempotent requests; < 0: 2 */
 	fl_progress_fn progress;
 	void *progress_arg;
+	/* When set and *cancel becomes non-zero, transfers stop (within about
+	 * a second) with FL_ETIMEOUT. */
+	const volatile int *cancel;
 };
 
 /*
@@ -151,6 +154,16 @@ int fl_fetch(struct fl_client *c, const struct fl_ptr *p, int follow,
  * looked up in the worker's list (newest model, or the tagged object). */
 int fl_resolve_id(struct fl_client *c, const struct fl_endpoint *ep,
     const struct fl_ptr *p, char id[FL_ID_LEN + 1], char *err);
+
+/*
+ * Have worker src send object id straight to worker dst with a one-time
+ * ticket dst issued (no worker sees another's token); with copy 0 src then
+ * deletes its copy. newid gets the id on dst. The workers answer when the
+ * transfer is done, so give c a timeout to match the object's size.
+ */
+int fl_move(struct fl_client *c, const struct fl_endpoint *src, const char *id,
+    const struct fl_endpoint *dst, int copy, char newid[FL_ID_LEN + 1],
+    char *err);
 
 /* A reference blob (kind "pointer", meta {worker, id}) written to fd. */
 int fl_ref_write(int fd, const char *worker, const char *id, char *err);

@@ -37,25 +37,40 @@
  *                                      destination acknowledged; with move, then
  *                                      deletes its own copy
  *   POST   /v1/fit/KEY[?epochs=N&..]   body: a model blob (Content-Length, taken
- *                                      as by POST /v1/objects); fl-fit's
- *                                      training options in the query; trains
- *                                      on dataset KEY on a worker thread,
+ *                                      as by POST /v1/objects), or none with
+ *                                      ?model=ID (an object here, kept);
+ *                                      fl-fit's training options in the
+ *                                      query; trains on dataset KEY on a fit
+ *                                      thread ("progress" events meanwhile),
  *                                      stores the result tagged "latest-fit",
  *                                      then 201 {"id", "kind", "bytes",
  *                                      "samples", "metrics"}; event "fitted";
  *                                      400 bad option or not a model, 404
- *                                      unknown KEY, 422 the model does not
- *                                      fit the data, 503 + Retry-After when
- *                                      too many fits are queued
+ *                                      unknown KEY or model, 422 the model
+ *                                      does not fit the data, 503 +
+ *                                      Retry-After when too many are queued
+ *   POST   /v1/eval/KEY[?batch=N]      body or ?model=ID as for fit: 200
+ *                                      {"dataset", "loss", "accuracy",
+ *                                      "samples"}; nothing stored
+ *   POST   /v1/aggregate               body {"inputs": [ID..], "tag", and
+ *                                      fl-avg's options (aggregate_kv.c)}:
+ *                                      aggregates objects here, stores the
+ *                                      result (tag, default
+ *                                      "latest-aggregate") and the server
+ *                                      optimizer's state (under tag "state")
+ *                                      then 201 {"id", "kind", "bytes",
+ *                                      "inputs", "state"}; event "aggregated"
  *   POST   /v1/messages/NAME           a custom message: runs the --handler NAME
  *                                      program, body on its stdin, reply its
  *                                      stdout; 404 for an unknown NAME, 504 on
  *                                      timeout
  *   GET    /v1/events                  WebSocket: one msgpack (or JSON, with
  *                                      ?format=json) map per event: {"event":
- *                                      "stored"|"deleted"|"tagged"|"fitted"|...,
- *                                      "id",
- *                                      "kind", "time"}
+ *                                      "stored"|"deleted"|"tagged"|"fitted"|
+ *                                      "aggregated", "id", "kind", "time"},
+ *                                      or {"event": "progress", "dataset",
+ *                                      "model", "epoch", "epochs", "step",
+ *                                      "steps", "loss", "accuracy", "rate"}
  *
  * A reference (PySyft's pointer chain) is an object of kind "pointer": a
  * blob with no tensors whose meta holds {"worker": URL-or-name, "id": ID}.

@@ -23,6 +23,9 @@
 #define GRACE 30		/* seconds to finish work in flight on stop */
 #define FIT_QUEUE 16		/* fits waiting beyond those running */
 #define MAX_FIT_ARGS 16
+/* A body must move this much per timeout period to keep its connection:
+ * a client trickling a byte a second is dropped, not kept forever. */
+#define MIN_PROGRESS (16u << 10)
 
 void
 srv_log(struct fl_server *s, int level, const char *fmt, ...)
@@ -253,25 +256,18 @@ go_write(struct req *r)
 
 /* Events */
 
+/* Send map v to every watcher of /v1/events. */
 static void
-broadcast(struct fl_server *s, const char *event, const char *id, const char *kind)
+broadcast(struct fl_server *s, const struct fl_val *v)
 {
-	struct fl_val v;
 	struct fl_buf mp, js;
 
 	if (!s->wsc)
 		return;
-	fl_val_map(&v);
-	fl_map_set_str(&v, "event", event);
-	fl_map_set_str(&v, "id", id);
-	if (kind)
-		fl_map_set_str(&v, "kind", kind);
-	fl_map_set_float(&v, "time", fl_now());
 	fl_buf_init(&mp, 0);
 	fl_buf_init(&js, 0);
-	fl_val_encode(&mp, &v);
-	fl_val_json(&js, &v);
-	fl_val_release(&v);
+	fl_val_encode(&mp, v);
+	fl_val_json(&js, v);
 	for (struct wsc *c = s->wsc; c; c = c->next) {
 		struct fl_buf *src = c->json ? &js : &mp;
 		struct evmsg *m;
@@ -297,8 +293,59 @@ broadcast(struct fl_server *s, const char *event, const char *id, const char *ki
 void
 srv_event(struct fl_server *s, const char *event, const char *id, const char *kind)
 {
+	struct fl_val v;
+
 	/* Called on the service thread only. */
-	broadcast(s, event, id, kind);
+	if (!s->wsc)
+		return;
+	fl_val_map(&v);
+	fl_map_set_str(&v, "event", event);
+	fl_map_set_str(&v, "id", id);
+	if (kind)
+		fl_map_set_str(&v, "kind", kind);
+	fl_map_set_float(&v, "time", fl_now());
+	broadcast(s, &v);
+	fl_val_release(&v);
+}
+
+void
+srv_event_post(struct fl_server *s, struct fl_val *v)
+{
+	struct pending_event *e = malloc(sizeof(*e));
+
+	if (!e) {
+		fl_val_release(v);
+		return;		/* an event is news, not state: drop it */
+	}
+	e->v = *v;
+	fl_val_nil(v);
+	e->next = NULL;
+	pthread_mutex_lock(&s->qmu);
+	if (s->evtail)
+		s->evtail->next = e;
+	else
+		s->evhead = e;
+	s->evtail = e;
+	pthread_mutex_unlock(&s->qmu);
+	lws_cancel_service(s->ctx);
+}
+
+/* Send the events worker threads posted; on the service thread. */
+static void
+flush_events(struct fl_server *s)
+{
+	struct pending_event *e, *next;
+
+	pthread_mutex_lock(&s->qmu);
+	e = s->evhead;
+	s->evhead = s->evtail = NULL;
+	pthread_mutex_unlock(&s->qmu);
+	for (; e; e = next) {
+		next = e->next;
+		broadcast(s, &e->v);
+		fl_val_release(&e->v);
+		free(e);
+	}
 }
 
 /* Requests */
@@ -415,8 +462,14 @@ process_done(struct fl_server *s)
 				req_free(r);
 			continue;
 		}
-		if (what & DONE_RESUME)
+		if (what & DONE_RESUME) {
+			/* the pause was ours: the client gets its time afresh */
+			r->window = 0;
+			r->deadline = fl_monotonic() + s->o.idle_timeout;
+			lws_set_timeout(r->wsi, PENDING_TIMEOUT_HTTP_CONTENT,
+			    (int)s->o.idle_timeout);
 			lws_rx_flow_control(r->wsi, 1);
+		}
 		if (what & DONE_REPLY) {
 			/* A reply before the whole body (a disk error): the
 			 * rest of the body is dropped, so the connection
@@ -593,7 +646,30 @@ fit_options(struct req *r, char *err)
 		} else {
 			vals[n] = "";
 		}
+		if (!strcmp(keys[n], "model")) {
+			/* the model is an object already here */
+			char kind[80];
+			if (r->arg)
+				return fl_err(err, FL_EUSAGE, "model given twice");
+			if (!fl_id_valid(vals[n]))
+				return fl_err(err, FL_EUSAGE, "model: bad object id: "
+				    "expected 16 lowercase hex digits");
+			if (fl_store_kind(r->s->o.store, vals[n], kind, sizeof(kind)))
+				return fl_err(err, FL_ENOTFOUND, "model: no object %s",
+				    vals[n]);
+			if (!(r->arg = strdup(vals[n])))
+				return fl_err(err, FL_EFAIL, "out of memory");
+			r->keep_input = 1;
+			continue;
+		}
 		n++;
+	}
+	if (r->fit_mode == FIT_EVAL) {
+		/* eval takes only the batch size */
+		for (size_t i = 0; i < n; i++)
+			if (strcmp(keys[i], "batch"))
+				return fl_err(err, FL_EUSAGE, "%s: not an option of "
+				    "eval (only batch)", keys[i]);
 	}
 	if ((rc = fl_train_opts_kv(&r->fit, keys, vals, n, err)))
 		return rc;
@@ -644,6 +720,7 @@ begin_body(struct req *r, int kind, uint64_t limit)
 		return 1;
 	}
 	r->clen = cl;
+	r->deadline = fl_monotonic() + r->s->o.idle_timeout;
 	lws_set_timeout(r->wsi, PENDING_TIMEOUT_HTTP_CONTENT, (int)r->s->o.idle_timeout);
 	return 0;
 }
@@ -798,26 +875,33 @@ route(struct req *r, const char *path)
 		}
 		goto nothere;
 	}
-	if (nseg == 2 && !strcmp(seg[0], "fit")) {
-		int present, full;
+	if ((nseg == 2 && (!strcmp(seg[0], "fit") || !strcmp(seg[0], "eval"))) ||
+	    (nseg == 1 && !strcmp(seg[0], "aggregate"))) {
+		int present, full, agg = !strcmp(seg[0], "aggregate");
+		uint64_t cl;
 		if (!post)
 			goto method;
 		if (authorize(r, FL_RIGHT_WRITE, 0))
 			goto out;
-		if (!(r->dsref = find_dataset(s, seg[1]))) {
+		if (!agg && !(r->dsref = find_dataset(s, seg[1]))) {
 			char msg[256];
 			snprintf(msg, sizeof(msg), "no dataset '%.100s' on this worker",
 			    seg[1]);
 			req_reply_err(r, 404, msg);
 			goto out;
 		}
-		if (fit_options(r, err)) {
-			req_reply_err(r, 400, err);
+		r->fit_mode = !strcmp(seg[0], "eval") ? FIT_EVAL : FIT_TRAIN;
+		if (!agg && (rc = fit_options(r, err))) {
+			req_reply_err(r, rc == FL_ENOTFOUND ? 404 : 400, err);
 			goto out;
 		}
-		content_length(r->wsi, &present);
+		cl = content_length(r->wsi, &present);
 		if (!present) {
 			req_reply_err(r, 411, "send a Content-Length");
+			goto out;
+		}
+		if (r->arg && cl) {
+			req_reply_err(r, 400, "a request with ?model=ID carries no body");
 			goto out;
 		}
 		pthread_mutex_lock(&s->qmu);
@@ -827,11 +911,13 @@ route(struct req *r, const char *path)
 		}
 		pthread_mutex_unlock(&s->qmu);
 		if (full) {
-			req_reply_err(r, 503, "too many fits under way: retry later");
+			req_reply_err(r, 503, agg ? "too many jobs under way: retry later" :
+			    "too many fits under way: retry later");
 			r->retry_after = 10;
 			goto out;
 		}
-		if (begin_body(r, BODY_FIT, s->max_object))
+		if (begin_body(r, agg ? BODY_AGG : r->arg ? BODY_FITREF : BODY_FIT,
+		    agg ? 64u << 10 : s->max_object))
 			goto out;
 		return;
 	}
@@ -915,6 +1001,19 @@ out:
 	}
 	if (!r->busy)
 		go_write(r);
+}
+
+/* Renew the body's deadline each MIN_PROGRESS bytes: -1 once it has passed.
+ * (lws renews its own timeout, timeout_secs, after every piece of a body:
+ * that drops a client that stops, this one that trickles.) */
+static int
+body_progress(struct req *r, size_t len)
+{
+	if ((r->window += len) >= MIN_PROGRESS) {
+		r->window = 0;
+		r->deadline = fl_monotonic() + r->s->o.idle_timeout;
+	}
+	return fl_monotonic() > r->deadline ? -1 : 0;
 }
 
 /* pread what the page cache holds of the range, never waiting for the
@@ -1054,14 +1153,20 @@ cb_http(struct lws *wsi, enum lws_callback_reasons reason, struct pss *pss,
 			return 0;
 		}
 		r->received += len;
-		lws_set_timeout(wsi, PENDING_TIMEOUT_HTTP_CONTENT, (int)s->o.idle_timeout);
+		if (body_progress(r, len) < 0) {
+			srv_log(s, FL_LOG_DEBUG, "dropping a body slower than %u bytes "
+			    "in %u s", MIN_PROGRESS, s->o.idle_timeout);
+			return -1;
+		}
 		if ((rc = srv_body_chunk(r, in, len)) < 0)
 			return -1;
 		if (rc > 0)
 			lws_rx_flow_control(wsi, 0);
 		return 0;
 	case LWS_CALLBACK_HTTP_BODY_COMPLETION:
-		if (!r || r->body_complete || r->close_after)
+		/* lws says so of an empty body too ("Content-Length: 0"), to a
+		 * route that takes none: submitting that would hold r forever */
+		if (!r || r->body_complete || r->close_after || r->body_kind == BODY_NONE)
 			return 0;
 		lws_set_timeout(wsi, NO_PENDING_TIMEOUT, 0);
 		r->body_complete = 1;
@@ -1171,8 +1276,10 @@ callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 	switch (reason) {
 	case LWS_CALLBACK_EVENT_WAIT_CANCELLED:
 		s = lws_context_user(lws_get_context(wsi));
-		if (s)
+		if (s) {
+			flush_events(s);
 			process_done(s);
+		}
 		return 0;
 	case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION:
 	case LWS_CALLBACK_ESTABLISHED:
@@ -1275,7 +1382,9 @@ fl_server_new(struct fl_server **out, const struct fl_server_opts *o, char *err)
 	pthread_mutex_init(&s->qmu, NULL);
 	pthread_cond_init(&s->qcv, NULL);
 	pthread_cond_init(&s->fcv, NULL);
-	{
+	if (o->max_fits) {
+		s->max_fits = o->max_fits;
+	} else {
 		long nc = sysconf(_SC_NPROCESSORS_ONLN);
 		s->max_fits = nc < 1 ? 1 : nc > 64 ? 64 : (unsigned)nc;
 	}
@@ -1305,7 +1414,8 @@ fl_server_new(struct fl_server **out, const struct fl_server_opts *o, char *err)
 	info.max_http_header_data = 8192;
 	info.max_http_header_pool = (unsigned short)(s->o.max_conns > 1024 ? 1024 : s->o.max_conns);
 	info.fd_limit_per_thread = s->o.max_conns + 16;
-	info.timeout_secs = 20;
+	info.timeout_secs = s->o.idle_timeout;
+	info.timeout_secs_ah_idle = s->o.idle_timeout < 10 ? s->o.idle_timeout : 10;
 	info.keepalive_timeout = 30;
 	/* lws reads the socket into a buffer this large: request bodies come
 	 * in pieces of up to this much */
@@ -1375,6 +1485,12 @@ fl_server_free(struct fl_server *s)
 		lws_context_destroy(s->ctx);
 	/* Requests that were still held by workers are freed with the pool. */
 	process_done(s);
+	while (s->evhead) {
+		struct pending_event *e = s->evhead;
+		s->evhead = e->next;
+		fl_val_release(&e->v);
+		free(e);
+	}
 	for (size_t i = 0; i < s->nds; i++)
 		fl_val_release(&s->ds[i]);
 	free(s->ds);

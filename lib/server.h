@@ -49,10 +49,15 @@ struct fl_server_opts {
 	size_t nhandlers;
 	uint64_t max_object_bytes;	/* 0: the blob limits' total */
 	unsigned max_conns;		/* 0: 256 */
-	unsigned idle_timeout;		/* seconds without progress: 0: 60 */
+	unsigned idle_timeout;		/* seconds without progress (a body: less
+					 * than 16 KiB), headers (at most 10),
+					 * a push: 0: 60 */
 	unsigned handler_timeout;	/* seconds: 0: 30 */
 	size_t handler_output;		/* bytes: 0: 16 MiB */
 	unsigned threads;		/* worker threads: 0: 4 */
+	unsigned max_fits;		/* fits and aggregations at once: 0: one
+					 * per CPU; as many more wait in a queue
+					 * of 16, then 503 */
 	/* Messages: the library never prints; this may be NULL. */
 	void (*log)(void *arg, int level, const char *msg);
 	void *log_arg;

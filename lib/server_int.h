@@ -17,7 +17,9 @@
 #define MAX_TICKETS 1024
 #define SEND_CHUNK (256u << 10)	/* replies go out this much at a time */
 
-enum { BODY_NONE, BODY_BLOB, BODY_MESSAGE, BODY_PUSH, BODY_FIT };
+enum { BODY_NONE, BODY_BLOB, BODY_MESSAGE, BODY_PUSH, BODY_FIT, BODY_FITREF, BODY_AGG };
+/* What a BODY_FIT request does with its model. */
+enum { FIT_TRAIN, FIT_EVAL };
 enum { DONE_REPLY = 1, DONE_RESUME = 2, DONE_EVENT = 4 };
 
 struct chunk {
@@ -61,14 +63,19 @@ struct req {
 	/* the request */
 	int body_kind, body_complete;
 	uint64_t limit, received;
+	size_t window;			/* body bytes since the deadline was renewed */
+	double deadline;		/* (fl_monotonic) for the next MIN_PROGRESS bytes */
 	struct fl_upload up;
 	struct fl_buf body;
 	char *tag, *arg;
 	const struct fl_handler *handler;
-	/* POST /v1/fit/KEY: the options, the dataset, a slot in s->nfits */
+	/* POST /v1/fit/KEY and /v1/eval/KEY: the options, the dataset, a
+	 * slot in s->nfits; with ?model=ID the model is object arg, kept */
 	struct fl_train_opts fit;
 	const struct fl_dataset_ref *dsref;
+	int fit_mode, keep_input;
 	int fit_slot, retry_after;
+	double last_progress;
 	char ev_name[16], ev_id[FL_ID_LEN + 1], ev_kind[80];
 };
 
@@ -85,6 +92,12 @@ struct wsc {
 	int json;
 	struct evmsg *qhead, *qtail;
 	size_t nq;
+};
+
+/* An event raised on a worker thread, for the service thread to send. */
+struct pending_event {
+	struct pending_event *next;
+	struct fl_val v;
 };
 
 struct pss {
@@ -124,6 +137,7 @@ struct fl_server {
 	pthread_cond_t qcv;
 	struct job *jhead, *jtail;
 	struct req *done;
+	struct pending_event *evhead, *evtail;
 	pthread_t *threads;
 	unsigned nthreads;
 	int quit;
@@ -138,6 +152,9 @@ struct fl_server {
 void srv_log(struct fl_server *s, int level, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 void srv_event(struct fl_server *s, const char *event, const char *id, const char *kind);
+/* From any thread: send map v (taken over, "event" and "time" set by the
+ * caller) to the watchers of /v1/events. */
+void srv_event_post(struct fl_server *s, struct fl_val *v);
 void req_reply_val(struct req *r, int status, const struct fl_val *v);
 void req_reply_err(struct req *r, int status, const char *msg);
 int status_of(int rc);

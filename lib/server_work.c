@@ -1,7 +1,9 @@
 /* server_work.c: fl-serve's worker threads: uploads to disk and their
- * validation, custom message handlers, and pushes to other workers. */
+ * validation, custom message handlers, pushes to other workers, and on
+ * threads of their own fits, evaluations and aggregations. */
 #include <errno.h>
 #include <fcntl.h>
+#include <math.h>
 #include <poll.h>
 #include <signal.h>
 #include <spawn.h>
@@ -14,6 +16,7 @@
 
 #include <curl/curl.h>
 
+#include "aggregate.h"
 #include "model.h"
 #include "server_int.h"
 
@@ -143,19 +146,21 @@ set_event(struct req *r, const char *ev, const char *id, const char *kind)
 }
 
 static void job_fit(struct req *r);
+static void job_aggregate(struct req *r);
 
-/* Queue a fit; the job r->jobs counts passes to it. */
+/* Queue CPU-bound work (fits, evaluations, aggregations) on the fit
+ * threads; r->jobs counts it. */
 static void
-submit_fit(struct req *r)
+submit_fit(struct req *r, void (*fn)(struct req *))
 {
 	struct fl_server *s = r->s;
 	struct job *j = malloc(sizeof(*j));
 
 	if (!j) {
-		job_fit(r);
+		fn(r);
 		return;
 	}
-	j->fn = job_fit;
+	j->fn = fn;
 	j->r = r;
 	j->next = NULL;
 	pthread_mutex_lock(&s->qmu);
@@ -274,7 +279,7 @@ job_upload(struct req *r)
 				req_done(r, DONE_REPLY, 1);
 				return;
 			}
-			submit_fit(r);
+			submit_fit(r, job_fit);
 			return;
 		}
 		if (rc == FL_OK) {
@@ -652,7 +657,7 @@ job_push(struct req *r)
 	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, 10L);
 	curl_easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, 1L);
-	curl_easy_setopt(c, CURLOPT_LOW_SPEED_TIME, 60L);
+	curl_easy_setopt(c, CURLOPT_LOW_SPEED_TIME, (long)s->o.idle_timeout);
 	curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
 	if (getenv("FL_CACERT"))
 		curl_easy_setopt(c, CURLOPT_CAINFO, getenv("FL_CACERT"));
@@ -701,9 +706,72 @@ done:
 	req_done(r, DONE_REPLY | DONE_EVENT, 1);
 }
 
-/* A fit: the model uploaded (r->arg), trained on dataset r->dsref with the
- * same code as fl-fit --local, stored tagged "latest-fit" before the reply;
- * a client that left does not stop it. The input object goes afterwards. */
+/* Training progress for the watchers of /v1/events: at most one event a
+ * second, and one at the end of each epoch. */
+static int
+fit_progress(void *arg, const struct fl_train_progress *p)
+{
+	struct req *r = arg;
+	struct fl_val v;
+	double now = fl_monotonic();
+
+	if (!p->epoch_done && now - r->last_progress < 1)
+		return 0;
+	r->last_progress = now;
+	fl_val_map(&v);
+	if (fl_map_set_str(&v, "event", "progress") ||
+	    fl_map_set_str(&v, "dataset", r->dsref->key) ||
+	    fl_map_set_str(&v, "model", r->arg) ||
+	    fl_map_set_uint(&v, "epoch", (uint64_t)p->epoch) ||
+	    fl_map_set_uint(&v, "epochs", (uint64_t)p->epochs) ||
+	    fl_map_set_uint(&v, "step", p->step) ||
+	    fl_map_set_uint(&v, "steps", p->steps) ||
+	    fl_map_set_float(&v, "loss", p->loss) ||
+	    (!isnan(p->accuracy) && fl_map_set_float(&v, "accuracy", p->accuracy)) ||
+	    fl_map_set_float(&v, "rate", p->rate) ||
+	    (p->epoch_done && fl_map_set_uint(&v, "epoch_done", 1)) ||
+	    fl_map_set_float(&v, "time", fl_now())) {
+		fl_val_release(&v);
+		return 0;
+	}
+	srv_event_post(r->s, &v);
+	return 0;
+}
+
+/* A message that replaces err, keeping err's text after prefix. */
+static void
+err_wrap(char *err, const char *prefix)
+{
+	char msg[2 * FL_ERRLEN];
+
+	snprintf(msg, sizeof(msg), "%s%s", prefix, err);
+	msg[FL_ERRLEN - 1] = 0;
+	memcpy(err, msg, FL_ERRLEN);
+}
+
+/* Evaluation's reply: {"dataset", "loss", "accuracy", "samples"}. */
+static void
+reply_eval(struct req *r, const struct fl_eval_result *res)
+{
+	struct fl_val v;
+
+	fl_val_map(&v);
+	fl_map_set_str(&v, "dataset", r->dsref->key);
+	if (isfinite(res->loss))
+		fl_map_set_float(&v, "loss", res->loss);
+	if (isfinite(res->accuracy))
+		fl_map_set_float(&v, "accuracy", res->accuracy);
+	fl_map_set_uint(&v, "samples", res->samples);
+	req_reply_val(r, 200, &v);
+	fl_val_release(&v);
+}
+
+/*
+ * A fit or an evaluation of model object r->arg (uploaded, or named with
+ * ?model=ID and then kept) on dataset r->dsref, with the same code as
+ * fl-fit --local. A fit's result is stored tagged "latest-fit" before the
+ * reply, so a client that left loses nothing.
+ */
 static void
 job_fit(struct req *r)
 {
@@ -714,11 +782,13 @@ job_fit(struct req *r)
 	struct fl_net net;
 	struct fl_dataset d;
 	struct fl_train_result res;
+	struct fl_eval_result eres;
 	struct fl_upload up;
 	struct fl_val info, m;
 	const struct fl_val *mv;
-	char err[FL_ERRLEN], msg[FL_ERRLEN + 128], id[FL_ID_LEN + 1], *path;
+	char err[FL_ERRLEN], id[FL_ID_LEN + 1], *path;
 	int rc, status = 400, ropen = 0, hopen = 0, nopen = 0, dopen = 0;
+	int eval = r->fit_mode == FIT_EVAL;
 	off_t end;
 
 	fl_val_nil(&info);
@@ -730,7 +800,14 @@ job_fit(struct req *r)
 	rc = fl_reader_open(&rd, path, err);
 	free(path);
 	if (rc) {
-		status = 500;
+		char kind[80];
+		if (fl_store_kind(s->o.store, r->arg, kind, sizeof(kind))) {
+			/* deleted since the request named it */
+			status = 404;
+			snprintf(err, sizeof(err), "model: no object %s", r->arg);
+		} else {
+			status = 500;
+		}
 		goto fail;
 	}
 	ropen = 1;
@@ -740,10 +817,8 @@ job_fit(struct req *r)
 	}
 	hopen = 1;
 	if ((rc = fl_model_arch(&h, &arch, err)) ||
-	    (rc = fl_net_init(&net, &arch, r->fit.batch, err))) {
-		snprintf(msg, sizeof(msg), "not a model: %s", err);
-		msg[sizeof(err) - 1] = 0;
-		memcpy(err, msg, sizeof(err));
+	    (rc = fl_net_init(&net, &arch, eval ? 256 : r->fit.batch, err))) {
+		err_wrap(err, "not a model: ");
 		status = rc == FL_EFAIL ? 500 : 400;
 		goto fail;
 	}
@@ -761,16 +836,32 @@ job_fit(struct req *r)
 	}
 	dopen = 1;
 	if ((rc = fl_train_check(&net, &d, err))) {
-		snprintf(msg, sizeof(msg), "the model does not fit dataset %s: %s",
-		    r->dsref->key, err);
-		msg[sizeof(err) - 1] = 0;
-		memcpy(err, msg, sizeof(err));
+		char pre[160];
+		snprintf(pre, sizeof(pre), "the model does not fit dataset %s: ",
+		    r->dsref->key);
+		err_wrap(err, pre);
 		status = 422;
 		goto fail;
 	}
+	if (eval) {
+		if ((rc = fl_eval(&net, &d, &eres, err))) {
+			status = status_of(rc);
+			goto fail;
+		}
+		reply_eval(r, &eres);
+		srv_log(s, FL_LOG_INFO, "evaluated %s on %s: loss %.4f, %llu samples",
+		    r->arg, r->dsref->key, eres.loss,
+		    (unsigned long long)eres.samples);
+		goto done;
+	}
 	srv_log(s, FL_LOG_INFO, "fit of %s on %s: %d epoch(s), batch %d", r->arg,
 	    r->dsref->key, r->fit.epochs, r->fit.batch);
-	if ((rc = fl_fit(&net, &d, &r->fit, &res, err))) {
+	r->fit.progress = fit_progress;
+	r->fit.arg = r;
+	r->last_progress = fl_monotonic();
+	rc = fl_fit(&net, &d, &r->fit, &res, err);
+	r->fit.progress = NULL;
+	if (rc) {
 		status = rc == FL_EDATA ? 422 : status_of(rc);
 		goto fail;
 	}
@@ -807,7 +898,7 @@ job_fit(struct req *r)
 	    res.loss, res.seconds);
 	goto done;
 fail:
-	srv_log(s, FL_LOG_INFO, "fit refused: %s", err);
+	srv_log(s, FL_LOG_INFO, "%s refused: %s", eval ? "evaluation" : "fit", err);
 	req_reply_err(r, status, err);
 done:
 	if (ropen)
@@ -819,7 +910,202 @@ done:
 	if (hopen)
 		fl_header_release(&h);
 	fl_val_release(&info);
-	fl_store_delete(s->o.store, r->arg, NULL, 0, err);
+	if (!r->keep_input)
+		fl_store_delete(s->o.store, r->arg, NULL, 0, err);
+	req_done(r, DONE_REPLY | DONE_EVENT, 1);
+}
+
+/* The store path of object id, or of what tag names; FL_ENOTFOUND. */
+static int
+object_path(struct fl_server *s, const char *name, int is_tag, char **path,
+    char *err)
+{
+	char id[FL_ID_LEN + 1], kind[80];
+	int rc;
+
+	*path = NULL;
+	if (is_tag) {
+		if (!fl_tag_valid(name))
+			return fl_err(err, FL_EUSAGE, "bad tag '%.64s'", name);
+		if ((rc = fl_store_lookup_tag(s->o.store, name, id, err)))
+			return rc;
+		name = id;
+	} else if (!fl_id_valid(name)) {
+		return fl_err(err, FL_EUSAGE, "bad object id '%.64s': expected 16 "
+		    "lowercase hex digits", name);
+	}
+	if (fl_store_kind(s->o.store, name, kind, sizeof(kind)))
+		return fl_err(err, FL_ENOTFOUND, "no object %s", name);
+	if (!(*path = fl_store_path(s->o.store, name)))
+		return fl_err(err, FL_EFAIL, "out of memory");
+	return FL_OK;
+}
+
+/* Warnings of an aggregation go to the log. */
+static void
+agg_warn(void *arg, const char *msg)
+{
+	struct req *r = arg;
+
+	srv_log(r->s, FL_LOG_WARN, "aggregate: %s", msg);
+}
+
+/*
+ * POST /v1/aggregate: {"inputs": [ID...], fl-avg's options (aggregate_kv.c),
+ * "base": ID, "state": TAG, "tag": TAG}: aggregate objects of this worker
+ * with the same code as fl-avg, store the result (tagged, default
+ * "latest-aggregate") and the new server-optimizer state (tagged state),
+ * then 201 {"id", "kind", "bytes", "inputs", "state"}.
+ */
+static void
+job_aggregate(struct req *r)
+{
+	struct fl_server *s = r->s;
+	struct fl_val body, info, sinfo;
+	const struct fl_val *in;
+	struct fl_agg_opts o;
+	struct fl_agg a;
+	struct fl_upload up, sup;
+	const char *tag = "latest-aggregate";
+	char err[FL_ERRLEN], id[FL_ID_LEN + 1], sid[FL_ID_LEN + 1];
+	char *base = NULL, *state = NULL, *path = NULL;
+	double *weights = NULL;
+	int rc, status = 400, aopen = 0, upopen = 0, supopen = 0, has_state = 0;
+	off_t end;
+
+	fl_val_nil(&body);
+	fl_val_nil(&info);
+	fl_val_nil(&sinfo);
+	up.fd = sup.fd = -1;
+	if ((rc = fl_val_unpack(&body, r->body.data, r->body.len, err)))
+		goto fail;
+	if ((rc = fl_agg_opts_decode(&o, &body, &weights, err)))
+		goto fail;
+	if (!(in = fl_map_get(&body, "inputs")) || in->type != FL_V_ARRAY ||
+	    !in->v.a.n) {
+		snprintf(err, sizeof(err), "inputs: expected a list of object ids");
+		goto fail;
+	}
+	if (fl_map_get(&body, "tag") && (!(tag = fl_map_get_str(&body, "tag")) ||
+	    !fl_tag_valid(tag))) {
+		snprintf(err, sizeof(err), "tag: use letters, digits, '.', '_', '-'");
+		goto fail;
+	}
+	if (o.base && (rc = object_path(s, o.base, 0, &base, err))) {
+		err_wrap(err, "base: ");
+		status = status_of(rc);
+		goto fail;
+	}
+	o.base = base;
+	if (o.state) {
+		/* the state is kept under a tag: absent the first round */
+		if (!fl_tag_valid(o.state)) {
+			snprintf(err, sizeof(err), "state: a tag: use letters, "
+			    "digits, '.', '_', '-'");
+			goto fail;
+		}
+		has_state = o.opt != FL_SOPT_SGD;
+		if ((rc = object_path(s, o.state, 1, &state, err)) &&
+		    rc != FL_ENOTFOUND) {
+			status = status_of(rc);
+			goto fail;
+		}
+		o.state = state;
+	}
+	o.warn = agg_warn;
+	o.cbarg = r;
+	o.threads = 1;		/* one job per core (s->max_fits) */
+	fl_agg_init(&a, &o);
+	aopen = 1;
+	for (size_t i = 0; i < in->v.a.n; i++) {
+		const char *iid = fl_val_get_str(&in->v.a.items[i]);
+		if (!iid) {
+			snprintf(err, sizeof(err), "inputs: expected object ids");
+			goto fail;
+		}
+		if ((rc = object_path(s, iid, 0, &path, err)) ||
+		    (rc = fl_agg_add(&a, path, err))) {
+			status = status_of(rc);
+			goto fail;
+		}
+		/* messages name the object, not its path here */
+		{
+			char *l = strdup(iid);
+			if (l) {
+				free(a.in[a.n - 1].label);
+				a.in[a.n - 1].label = l;
+			}
+		}
+		free(path);
+		path = NULL;
+	}
+	if ((rc = fl_store_begin(s->o.store, &up, err))) {
+		status = 500;
+		goto fail;
+	}
+	upopen = 1;
+	if (has_state) {
+		if ((rc = fl_store_begin(s->o.store, &sup, err))) {
+			status = 500;
+			goto fail;
+		}
+		supopen = 1;
+	}
+	srv_log(s, FL_LOG_INFO, "aggregating %zu objects (%s)", a.n,
+	    fl_agg_rule_name(&o));
+	if ((rc = fl_agg_run(&a, up.fd, up.tmp, has_state ? sup.fd : -1,
+	    has_state ? sup.tmp : NULL, err))) {
+		status = rc == FL_EIO ? 507 : status_of(rc);
+		goto fail;
+	}
+	if ((end = lseek(up.fd, 0, SEEK_END)) < 0) {
+		fl_errno(err, FL_EIO, "%s", up.tmp);
+		status = 500;
+		goto fail;
+	}
+	up.bytes = (uint64_t)end;
+	upopen = 0;
+	if ((rc = fl_store_commit(s->o.store, &up, &s->lim, tag, id, &info, err))) {
+		status = rc == FL_ELIMIT ? 507 : 500;
+		goto fail;
+	}
+	if (has_state) {
+		if ((end = lseek(sup.fd, 0, SEEK_END)) < 0) {
+			fl_errno(err, FL_EIO, "%s", sup.tmp);
+			status = 500;
+			goto fail;
+		}
+		sup.bytes = (uint64_t)end;
+		supopen = 0;
+		if ((rc = fl_store_commit(s->o.store, &sup, &s->lim,
+		    fl_map_get_str(&body, "state"), sid, &sinfo, err))) {
+			status = rc == FL_ELIMIT ? 507 : 500;
+			goto fail;
+		}
+		fl_map_set_str(&info, "state", sid);
+	}
+	fl_map_set_uint(&info, "inputs", a.n);
+	req_reply_val(r, 201, &info);
+	set_event(r, "aggregated", id, fl_map_get_str(&info, "kind"));
+	srv_log(s, FL_LOG_INFO, "aggregated %zu objects into %s", a.n, id);
+	goto done;
+fail:
+	srv_log(s, FL_LOG_INFO, "aggregation refused: %s", err);
+	req_reply_err(r, status, err);
+done:
+	if (upopen)
+		fl_store_abort(&up);
+	if (supopen)
+		fl_store_abort(&sup);
+	if (aopen)
+		fl_agg_release(&a);
+	free(path);
+	free(base);
+	free(state);
+	free(weights);
+	fl_val_release(&sinfo);
+	fl_val_release(&info);
+	fl_val_release(&body);
 	req_done(r, DONE_REPLY | DONE_EVENT, 1);
 }
 
@@ -850,6 +1136,12 @@ srv_submit_body(struct req *r)
 		break;
 	case BODY_PUSH:
 		submit(r, job_push);
+		break;
+	case BODY_FITREF:
+		submit_fit(r, job_fit);
+		break;
+	case BODY_AGG:
+		submit_fit(r, job_aggregate);
 		break;
 	}
 }

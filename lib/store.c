@@ -418,8 +418,9 @@ fl_store_write(struct fl_upload *u, const void *p, size_t n, char *err)
 		u->bytes += n;	/* the blob is bad: keep no more of it */
 	if (c && c->rc)
 		return FL_OK;
+	/* The temp file's path is the worker's business, not the client's. */
 	if (fl_write_full(u->fd, p, n))
-		return fl_errno(err, FL_EIO, "%s", u->tmp);
+		return fl_errno(err, FL_EIO, "cannot write the upload to the store");
 	u->bytes += n;
 	if (u->bytes - u->flushed >= FLUSH_EVERY) {
 		/* Start writeback of this stretch and wait for the one before

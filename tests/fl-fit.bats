@@ -336,13 +336,11 @@ assert 0 <= d["accuracy"] <= 1 and d["loss"] > 0'
 	stderr_has 'nosuch.blob'
 }
 
-@test "fl-fit: usage errors, remote workers not yet, --help, --version" {
+@test "fl-fit: usage errors, workers without --dataset, --help, --version" {
 	run -2 --separate-stderr fl-fit <m.blob
 	stderr_has 'usage:'
 	run -2 --separate-stderr fl-fit --local toy.blob alice bob <m.blob
-	stderr_has 'remote workers are not supported yet'
-	run -2 --separate-stderr fl-fit --dataset train alice <m.blob
-	stderr_has 'not supported yet'
+	stderr_has 'workers go with --dataset KEY'
 	run -2 fl-fit --local - <m.blob
 	run -2 fl-fit --bogus --local toy.blob <m.blob
 	run -0 fl-fit --help

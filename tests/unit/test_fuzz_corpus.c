@@ -13,6 +13,9 @@
 #include "../fuzz/fuzz_idx.c"
 #include "../fuzz/fuzz_npz.c"
 #include "../fuzz/fuzz_safetensors.c"
+#include "../fuzz/fuzz_server.c"
+#include "../fuzz/fuzz_tokens.c"
+#include "../fuzz/fuzz_workers.c"
 #include "unit.h"
 
 #define CORPUS "tests/fuzz/corpus/"
@@ -27,6 +30,9 @@ static const struct {
 	{ "idx", fuzz_idx },
 	{ "npz", fuzz_npz },
 	{ "safetensors", fuzz_safetensors },
+	{ "server", fuzz_server },
+	{ "tokens", fuzz_tokens },
+	{ "workers", fuzz_workers },
 };
 
 /* Feed each regular file of dir to fn; the count fed, or -1. */
