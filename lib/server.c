@@ -709,9 +709,12 @@ begin_body(struct req *r, int kind, uint64_t limit)
 		}
 	}
 	if (!present || cl == 0) {
-		/* lws delivers no body callbacks without a length. */
+		/* lws 4.1 passes on a request body only up to its
+		 * Content-Length: a chunked one would be read as the next
+		 * request. */
 		if (!present && lws_hdr_total_length(r->wsi, WSI_TOKEN_HTTP_TRANSFER_ENCODING)) {
-			req_reply_err(r, 411, "send a Content-Length (chunked bodies are not taken)");
+			req_reply_err(r, 411, "send the body with a Content-Length: "
+			    "chunked request bodies (Transfer-Encoding) are not taken");
 			r->close_after = 1;
 			return 1;
 		}

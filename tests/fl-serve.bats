@@ -161,6 +161,18 @@ assert x["kind"] == "model" and x["bytes"] > 0 and "created" in x and "meta" in 
 	[ -z "$(ls "$D/sa/tmp")" ]
 }
 
+@test "fl-serve: a chunked body gets 411 saying to send a Content-Length" {
+	local before after
+	before=$(ls "$D/sa/objects" | wc -l)
+	[ "$(code POST "$A/v1/objects" "${RW[@]}" "${J[@]}" -H 'Transfer-Encoding: chunked' \
+	    --data-binary @"$D/m1.blob")" = 411 ]
+	grep -q 'Content-Length: chunked request bodies' body
+	after=$(ls "$D/sa/objects" | wc -l)
+	[ "$before" = "$after" ]
+	# the connection was closed, the server serves on
+	[ "$(code GET "$A/v1/health")" = 200 ]
+}
+
 @test "fl-serve: a blob of several MiB goes in and out whole, from a cold page cache too" {
 	local id
 	fl-pack init --arch 1500,1500 --seed 4 -o big.blob	# 9 MB: many pieces
