@@ -267,20 +267,18 @@ job_upload(struct req *r)
 	{
 		char id[FL_ID_LEN + 1];
 		struct fl_val info;
-		int rc = fl_store_commit(r->s->o.store, &r->up, &r->s->lim, r->tag, id,
-		    &info, err);
-		if (rc == FL_OK && r->body_kind == BODY_FIT) {
-			/* The model is whole and valid: train on it (the job goes on). */
-			fl_val_release(&info);
-			free(r->arg);
-			if (!(r->arg = strdup(id))) {
-				fl_store_delete(r->s->o.store, id, NULL, 0, err);
-				req_reply_err(r, 500, "out of memory");
-				req_done(r, DONE_REPLY, 1);
+		int rc;
+		if (r->body_kind == BODY_FIT) {
+			/* A model to train or evaluate is used once: checked, read
+			 * from its temp file, never stored (nor fsynced). */
+			if ((rc = fl_store_check(&r->up, &r->s->lim, err)) == FL_OK) {
+				submit_fit(r, job_fit);
 				return;
 			}
-			submit_fit(r, job_fit);
-			return;
+			fl_val_nil(&info);
+		} else {
+			rc = fl_store_commit(r->s->o.store, &r->up, &r->s->lim, r->tag,
+			    id, &info, err);
 		}
 		if (rc == FL_OK) {
 			req_reply_val(r, 201, &info);
@@ -721,7 +719,7 @@ fit_progress(void *arg, const struct fl_train_progress *p)
 	fl_val_map(&v);
 	if (fl_map_set_str(&v, "event", "progress") ||
 	    fl_map_set_str(&v, "dataset", r->dsref->key) ||
-	    fl_map_set_str(&v, "model", r->arg) ||
+	    (r->arg && fl_map_set_str(&v, "model", r->arg)) ||
 	    fl_map_set_uint(&v, "epoch", (uint64_t)p->epoch) ||
 	    fl_map_set_uint(&v, "epochs", (uint64_t)p->epochs) ||
 	    fl_map_set_uint(&v, "step", p->step) ||
@@ -792,16 +790,19 @@ job_fit(struct req *r)
 	off_t end;
 
 	fl_val_nil(&info);
-	if (!(path = fl_store_path(s->o.store, r->arg))) {
+	if (!r->keep_input)
+		path = NULL;	/* the upload's temp file */
+	else if (!(path = fl_store_path(s->o.store, r->arg))) {
 		status = 500;
 		snprintf(err, sizeof(err), "out of memory");
 		goto fail;
 	}
-	rc = fl_reader_open(&rd, path, err);
+	rc = fl_reader_open(&rd, path ? path : r->up.tmp, err);
 	free(path);
 	if (rc) {
 		char kind[80];
-		if (fl_store_kind(s->o.store, r->arg, kind, sizeof(kind))) {
+		if (r->keep_input && fl_store_kind(s->o.store, r->arg, kind,
+		    sizeof(kind))) {
 			/* deleted since the request named it */
 			status = 404;
 			snprintf(err, sizeof(err), "model: no object %s", r->arg);
@@ -850,12 +851,12 @@ job_fit(struct req *r)
 		}
 		reply_eval(r, &eres);
 		srv_log(s, FL_LOG_INFO, "evaluated %s on %s: loss %.4f, %llu samples",
-		    r->arg, r->dsref->key, eres.loss,
+		    r->arg ? r->arg : "a model", r->dsref->key, eres.loss,
 		    (unsigned long long)eres.samples);
 		goto done;
 	}
-	srv_log(s, FL_LOG_INFO, "fit of %s on %s: %d epoch(s), batch %d", r->arg,
-	    r->dsref->key, r->fit.epochs, r->fit.batch);
+	srv_log(s, FL_LOG_INFO, "fit of %s on %s: %d epoch(s), batch %d",
+	    r->arg ? r->arg : "a model", r->dsref->key, r->fit.epochs, r->fit.batch);
 	r->fit.progress = fit_progress;
 	r->fit.arg = r;
 	r->last_progress = fl_monotonic();
@@ -894,7 +895,8 @@ job_fit(struct req *r)
 	req_reply_val(r, 201, &info);
 	set_event(r, "fitted", id, fl_map_get_str(&info, "kind"));
 	srv_log(s, FL_LOG_INFO, "fitted %s on %s: %s, %llu samples, loss %.4f, "
-	    "%.3f s", r->arg, r->dsref->key, id, (unsigned long long)res.samples,
+	    "%.3f s", r->arg ? r->arg : "a model", r->dsref->key, id,
+	    (unsigned long long)res.samples,
 	    res.loss, res.seconds);
 	goto done;
 fail:
@@ -910,8 +912,8 @@ done:
 	if (hopen)
 		fl_header_release(&h);
 	fl_val_release(&info);
-	if (!r->keep_input)
-		fl_store_delete(s->o.store, r->arg, NULL, 0, err);
+	if (r->up.tmp)
+		fl_store_abort(&r->up);
 	req_done(r, DONE_REPLY | DONE_EVENT, 1);
 }
 

@@ -602,6 +602,12 @@ fail:
 	return rc;
 }
 
+int
+fl_store_check(struct fl_upload *u, const struct fl_limits *lim, char *err)
+{
+	return validate(u->tmp, u->bytes, lim, err);
+}
+
 char *
 fl_store_path(struct fl_store *s, const char *id)
 {

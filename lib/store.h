@@ -62,6 +62,10 @@ int fl_store_commit(struct fl_store *s, struct fl_upload *u,
     const struct fl_limits *lim, const char *tag, char *id, struct fl_val *info,
     char *err);
 void fl_store_abort(struct fl_upload *u);
+/* Validate the upload as fl_store_commit does, without storing it: for a
+ * blob used once and thrown away (a model sent to be trained). */
+int fl_store_check(struct fl_upload *u, const struct fl_limits *lim,
+    char *err);
 
 /* Open an object read-only; FL_ENOTFOUND when there is none. */
 int fl_store_open_object(struct fl_store *s, const char *id, int *fd,

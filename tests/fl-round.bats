@@ -288,5 +288,20 @@ print("ok")'
 	run -2 fl-avg --on w2 --byzantine 1 $(cat ptrs)
 	run -2 fl-avg --on w2 --state a/b --base "$base" --server-opt adam $(cat ptrs)
 	run -2 --separate-stderr fl-avg --on w2 --method krum --byzantine 5 $(cat ptrs)
-	run -2 fl-avg --connect-timeout 3 "$D/m.blob"
+}
+
+@test "fl-avg POINTER...: pointers are fetched, checked, and averaged here" {
+	run -0 fl-fit --pointers --dataset train w1 w2 w3 < "$D/m.blob"
+	printf '%s\n' "$output" > ptrs
+	run -0 fl-avg $(cat ptrs) -o a.blob
+	while read -r p; do fl-get "$p"; done < ptrs > in.blob
+	fl-avg in.blob -o b.blob
+	run -0 python3 -c 'import json, subprocess
+t = [json.loads(subprocess.check_output(["fl-pack", "info", "--json", p]))
+     for p in ("a.blob", "b.blob")]
+assert [x["crc32"] for x in t[0]["tensors"]] == [x["crc32"] for x in t[1]["tensors"]]'
+	# a file of that name wins; an unknown name is a missing file
+	run -6 --separate-stderr fl-avg nosuch
+	run -6 --separate-stderr fl-avg w1/0123456789abcdef
+	[[ $stderr == *"w1"*"no such object"* ]]
 }
