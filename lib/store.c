@@ -605,7 +605,11 @@ fail:
 int
 fl_store_check(struct fl_upload *u, const struct fl_limits *lim, char *err)
 {
-	return validate(u->tmp, u->bytes, lim, err);
+	int rc, again = 1;
+
+	if (u->check && (rc = checked(u, &again, err)))
+		return rc;
+	return again ? validate(u->tmp, u->bytes, lim, err) : FL_OK;
 }
 
 char *

@@ -146,6 +146,7 @@ main(void)
 	struct fl_val v;
 	const struct fl_val *objs = NULL;
 	struct fl_upload u;
+	struct fl_limits lim;
 	uint64_t nobj, bytes, size;
 	int fd;
 
@@ -202,6 +203,17 @@ main(void)
 	memcpy(bad.data, a.data, a.len);
 	CHECK(store_upload(s, bad.data, bad.len, NULL, got, 1, err) == FL_EBLOB &&
 	    strstr(err, "after the blob"), "checked: two blobs refused: %s", err);
+	bad.data[a.len - 70] ^= 1;
+	fl_limits_default(&lim);
+	CHECK(fl_store_begin_checked(s, &u, &lim, err) == FL_OK &&
+	    fl_store_write(&u, a.data, a.len, err) == FL_OK &&
+	    fl_store_check(&u, &lim, err) == FL_OK, "check without storing: %s", err);
+	fl_store_abort(&u);
+	CHECK(fl_store_begin_checked(s, &u, &lim, err) == FL_OK &&
+	    fl_store_write(&u, bad.data, a.len, err) == FL_OK &&
+	    fl_store_check(&u, &lim, err) == FL_EBLOB && strstr(err, "crc32 mismatch"),
+	    "check without storing finds the bad tensor: %s", err);
+	fl_store_abort(&u);
 	CHECK(make_bad_deflate(&z) == FL_OK, "a deflated blob with a bad stream");
 	CHECK(store_upload(s, z.data, z.len, NULL, got, 1, err) == FL_EBLOB &&
 	    strstr(err, "inflate"), "checked: deflated tensors are inflated: %s", err);
