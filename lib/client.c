@@ -971,6 +971,7 @@ fl_upload(struct fl_client *c, const struct fl_endpoint *ep, const char *path,
 	}
 	cc = curl_easy_perform(h);
 	x.http = status_now(&x);
+	c->last_http = x.http;
 	rc = xfer_error(&x, cc, ebuf, url, 1);
 	if (!rc && !k.done)
 		rc = fl_check_end(&k, err);

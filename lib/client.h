@@ -109,6 +109,7 @@ int fl_client_opt(struct fl_client_opts *co, int code, const char *arg, char *er
 struct fl_client {
 	struct fl_client_opts o;
 	struct fl_workers ws;
+	long last_http;		/* status of the last upload's reply (0: none) */
 };
 
 /* Loads the workers file ($FL_WORKERS or the default). */
