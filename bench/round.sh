@@ -21,16 +21,12 @@ top=$PWD
 PATH="$top/bin:$PATH"
 RUNS=${1:-5}
 D=${BENCH_DIR:-/tmp/flkit-bench-round}
-data=${FL_DATASETS:-/usr/share/datasets/fashion-mnist}
 FIT="--epochs 1 --batch 64 --lr 0.1 --seed 1"
 mkdir -p "$D"
 cd "$D"
 . "$top/share/lib/workers.sh"
 
-if [ ! -f train.blob ]; then
-	fl-pack dataset --idx "$data/train-images-idx3-ubyte.gz" \
-	    "$data/train-labels-idx1-ubyte.gz" --normalize -o train.blob
-fi
+fashion_mnist
 fl-pack init --arch 784,128,relu,10 --seed 1 -o global.blob
 
 # median of the numbers on standard input

@@ -7,6 +7,7 @@
 #include <fcntl.h>
 #include <math.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,17 +19,22 @@
 #include "fanout.h"
 #include "fit.h"
 
-enum phase { P_WAIT, P_UPLOAD, P_TRAIN, P_FETCH, P_DONE, P_FAILED };
+enum phase { P_WAIT, P_UPLOAD, P_BUSY, P_TRAIN, P_FETCH, P_DONE, P_FAILED };
 
 static const char *const phase_name[] = {
-	"waiting", "sending", "training", "fetching", "done", "failed",
+	"waiting", "sending", "busy, waiting", "training", "fetching", "done",
+	"failed",
 };
+
+/* Times a busy worker (503) is asked again: 1, 2, 4, 8, 16, then 30 s
+ * apart, about 10 minutes in all. */
+#define MAX_BUSY 24
 
 /* One worker's part of the round. */
 struct wstate {
 	const char *name;
-	volatile int phase;
-	volatile uint64_t done, total;	/* bytes of the current transfer */
+	atomic_int phase;
+	_Atomic uint64_t done, total;	/* bytes of the current transfer */
 	/* eval */
 	double loss, accuracy;
 	uint64_t samples;
@@ -133,7 +139,7 @@ emit(struct remote *R, int fd, char *err)
 }
 
 static int
-task(void *arg, size_t i, const volatile int *cancel, char *err)
+task(void *arg, size_t i, const atomic_int *cancel, char *err)
 {
 	struct remote *R = arg;
 	struct wstate *w = &R->w[i];
@@ -150,15 +156,24 @@ task(void *arg, size_t i, const volatile int *cancel, char *err)
 	c.o.progress_arg = w;
 	if ((rc = fl_endpoint_resolve(&ep, &c.ws, w->name, err)))
 		return rc;
-	/* Each upload reads the spooled model through a file of its own. */
+	/* Each upload reads the spooled model through a file of its own. A
+	 * worker with too many fits queued says 503: wait and ask again. */
 	snprintf(fdpath, sizeof(fdpath), "/proc/self/fd/%d", R->model_fd);
-	if ((fd = open(fdpath, O_RDONLY | O_CLOEXEC)) < 0) {
-		fl_endpoint_release(&ep);
-		return fl_errno(err, FL_EIO, "%s", fdpath);
+	for (int busy = 0;; busy++) {
+		if ((fd = open(fdpath, O_RDONLY | O_CLOEXEC)) < 0) {
+			fl_endpoint_release(&ep);
+			return fl_errno(err, FL_EIO, "%s", fdpath);
+		}
+		w->phase = P_UPLOAD;
+		rc = fl_upload(&c, &ep, R->path, NULL, fd, "<stdin>", &reply, err);
+		close(fd);
+		if (!rc || c.last_http != 503 || busy >= MAX_BUSY || *cancel)
+			break;
+		fl_val_release(&reply);
+		w->phase = P_BUSY;
+		for (int t = 0; t < 10 * (busy < 5 ? 1 << busy : 30) && !*cancel; t++)
+			usleep(100000);
 	}
-	w->phase = P_UPLOAD;
-	rc = fl_upload(&c, &ep, R->path, NULL, fd, "<stdin>", &reply, err);
-	close(fd);
 	if (rc)
 		goto out;
 	if (R->o->eval) {

@@ -212,6 +212,25 @@ for i in range(200000):
 	[[ $stderr == *"1 of 2 answered within 1 s"* ]]
 }
 
+@test "fl-fit --dataset: a busy worker (503) is asked again" {
+	local port
+	port=$(free_port)
+	python3 "$FIXTURES/fakeworker.py" --port "$port" --busy 2 3>&- &
+	EXTRA_PID=$!
+	wait_for curl -sf "http://127.0.0.1:$port/v1/health"
+	echo "busy http://127.0.0.1:$port" >> "$FL_WORKERS"
+	run -0 --separate-stderr fl-fit -v --dataset train w1 busy < "$D/m.blob"
+	run -0 curl -sf -H 'Accept: application/json' "http://127.0.0.1:$port/v1/fits"
+	assert_output '{"fits": 3}'
+	# ... but not past the round's deadline
+	kill "$EXTRA_PID"
+	python3 "$FIXTURES/fakeworker.py" --port "$port" --busy 100 3>&- &
+	EXTRA_PID=$!
+	wait_for curl -sf "http://127.0.0.1:$port/v1/health"
+	run -9 --separate-stderr fl-fit --dataset train --timeout 2 w1 busy < "$D/m.blob"
+	[[ $stderr == *"busy: no answer within 2 s"* ]]
+}
+
 @test "fl-fit --dataset --parallel 1: one worker at a time, all answered" {
 	fl-fit -q --dataset train --parallel 1 w3 w2 w1 < "$D/m.blob" > fits.blob
 	run -0 blobs fits.blob

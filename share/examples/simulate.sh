@@ -16,7 +16,6 @@ top=$(cd "$here/../.." && pwd)
 [ ! -x "$top/bin/fl-fit" ] || PATH="$top/bin:$PATH"
 lib="$top/share/lib/workers.sh"
 [ -f "$lib" ] || lib=/usr/local/share/flkit/lib/workers.sh
-data=${FL_DATASETS:-/usr/share/datasets/fashion-mnist}
 n=20 rounds=3 alpha=0.5 parallel= dir=
 while getopts n:r:a:p:d: c; do
 	case $c in
@@ -36,12 +35,7 @@ mkdir -p "$dir"
 cd "$dir"
 . "$lib"
 
-if [ ! -f train.blob ]; then
-	fl-pack dataset --idx "$data/train-images-idx3-ubyte.gz" \
-	    "$data/train-labels-idx1-ubyte.gz" --normalize -o train.blob
-	fl-pack dataset --idx "$data/t10k-images-idx3-ubyte.gz" \
-	    "$data/t10k-labels-idx1-ubyte.gz" --normalize -o test.blob
-fi
+fashion_mnist test
 fl-pack split -q --parts "$n" --dirichlet "$alpha" --seed 1 --prefix shard train.blob
 fl-pack init --arch 784,128,relu,10 --seed 1 -o global.blob
 

@@ -8,6 +8,8 @@
 #   workers_wait              wait until each started worker listens, and
 #                             write its line into the workers file
 #   workers_stop              stop them all (also run on exit)
+#   fashion_mnist [test]      pack Fashion-MNIST into ./train.blob (and
+#                             ./test.blob) unless there already
 
 workers_init() {
 	wk_dir=$1
@@ -57,4 +59,17 @@ workers_stop() {
 	kill $wk_pids 2>/dev/null || true
 	wait $wk_pids 2>/dev/null || true
 	wk_pids=
+}
+
+fashion_mnist() {
+	fm_data=${FL_DATASETS:-/usr/share/datasets/fashion-mnist}
+	if [ ! -f train.blob ]; then
+		echo "packing Fashion-MNIST from $fm_data" >&2
+		fl-pack dataset --idx "$fm_data/train-images-idx3-ubyte.gz" \
+		    "$fm_data/train-labels-idx1-ubyte.gz" --normalize -o train.blob
+	fi
+	if [ "${1:-}" = test ] && [ ! -f test.blob ]; then
+		fl-pack dataset --idx "$fm_data/t10k-images-idx3-ubyte.gz" \
+		    "$fm_data/t10k-labels-idx1-ubyte.gz" --normalize -o test.blob
+	fi
 }
