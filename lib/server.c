@@ -395,7 +395,9 @@ req_free(struct req *r)
 	free(r);
 }
 
-/* The connection is gone: free the request unless a worker holds it. */
+/* The connection is gone: free the request unless a worker holds it or it
+ * waits on the done list (a worker just let go of it): process_done frees
+ * it then. */
 static void
 req_detach(struct req *r)
 {
@@ -404,7 +406,7 @@ req_detach(struct req *r)
 	pthread_mutex_lock(&r->mu);
 	r->wsi = NULL;
 	r->failed = 1;
-	busy = r->jobs > 0;
+	busy = r->jobs > 0 || r->on_done;
 	pthread_mutex_unlock(&r->mu);
 	if (!busy)
 		req_free(r);
@@ -1077,6 +1079,7 @@ cb_http(struct lws *wsi, enum lws_callback_reasons reason, struct pss *pss,
 	case LWS_CALLBACK_HTTP:
 		if (r)	/* keep-alive: the last request is over */
 			req_detach(r);
+		pss->completions = 0;
 		if (!(r = pss->r = req_new(s, wsi)))
 			return -1;
 		srv_log(s, FL_LOG_DEBUG, "%s %s", method_of(wsi), (const char *)in);
@@ -1112,6 +1115,15 @@ cb_http(struct lws *wsi, enum lws_callback_reasons reason, struct pss *pss,
 			lws_rx_flow_control(wsi, 0);
 		return 0;
 	case LWS_CALLBACK_HTTP_BODY_COMPLETION:
+		/* When a request came pipelined behind another, lws offers the
+		 * end of its body again on every turn of its loop, from its
+		 * buffer, never reading the socket: the service thread would
+		 * spin there serving no one. Close such a connection instead. */
+		if (pss && pss->completions++) {
+			srv_log(s, FL_LOG_DEBUG, "closing a connection whose pipelined "
+			    "request's body lws cannot finish");
+			return -1;
+		}
 		/* lws says so of an empty body too ("Content-Length: 0"), to a
 		 * route that takes none: submitting that would hold r forever */
 		if (!r || r->body_complete || r->close_after || r->body_kind == BODY_NONE)

@@ -94,6 +94,7 @@ struct pending_event {
 
 struct pss {
 	struct req *r;
+	int completions;		/* body completions of r seen */
 	struct wsc *ws;
 };
 
