@@ -505,7 +505,7 @@ authorize(struct req *r, int need, int ticket_ok)
 			return 401;
 		}
 		if ((rights & need) != need) {
-			req_reply_err(r, 403, need & FL_RIGHT_WRITE ?
+			req_reply_err(r, 403, need & ~rights & FL_RIGHT_WRITE ?
 			    "this token may not write" : "this token may not read");
 			return 403;
 		}
@@ -846,7 +846,8 @@ route(struct req *r, const char *path)
 			goto out;
 		}
 		if (nseg == 3 && !strcmp(seg[2], "push") && post) {
-			if (authorize(r, FL_RIGHT_WRITE, 0))
+			/* a push reads the object out to any URL: both rights */
+			if (authorize(r, FL_RIGHT_READ | FL_RIGHT_WRITE, 0))
 				goto out;
 			{
 				char kind[80];

@@ -9,6 +9,7 @@ setup_file() {
 	cd "$D" || return 1
 	echo "rwtoken-0123456789 read write" > tokens
 	echo "rotoken-0123456789 read" >> tokens
+	echo "wotoken-0123456789 write" >> tokens
 	printf '#!/bin/sh\nexec cat\n' > echo.sh
 	chmod +x echo.sh
 	fl-pack dataset --header --csv "$FIXTURES/small.csv" -o train.blob
@@ -56,6 +57,13 @@ code() {
 		[ "$(code ${r% *} "${r#* }" "${RO[@]}" --data-binary @"$D/m.blob")" = 403 ] ||
 			{ echo "$r with a read token"; false; }
 	done
+	# a write-only token may store, but not read, nor push (which reads)
+	local WO=(-H "Authorization: Bearer wotoken-0123456789")
+	[ "$(code GET "/v1/objects/$id" "${WO[@]}")" = 403 ]
+	grep -q "may not read" body
+	[ "$(code POST "/v1/objects/$id/push" "${WO[@]}" -d '{"url": "http://127.0.0.1:1", "ticket": "x"}')" = 403 ]
+	grep -q "may not read" body
+	[ "$(code POST /v1/objects "${WO[@]}" --data-binary @"$D/m.blob")" = 201 ]
 	for r in "/v1/info" "/v1/objects" "/v1/objects/$id" "/v1/objects/$id/header" "/v1/latest"; do
 		[ "$(code GET "$r" "${RO[@]}")" = 200 ] || { echo "$r with a read token"; false; }
 	done
