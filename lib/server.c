@@ -1004,7 +1004,13 @@ body_progress(struct req *r, size_t len)
 	return fl_monotonic() > r->deadline ? -1 : 0;
 }
 
-/* Write what is ready of the reply; returns -1 to close. */
+/* Write what is ready of the reply; returns -1 to close, 1 when an HTTP/2
+ * stream's reply is complete.
+ * One HTTP/1 request per connection: lws 4.1 mishandles a request pipelined
+ * behind another on a kept-alive connection (it re-offers the end of its
+ * body forever, or hands the body callback a buffer it has freed), so every
+ * HTTP/1 reply says "Connection: close" and the connection closes once the
+ * reply has left lws's buffers. (HTTP/2, over TLS, has streams instead.) */
 static int
 write_reply(struct req *r)
 {
@@ -1015,6 +1021,12 @@ write_reply(struct req *r)
 	ssize_t got;
 	int final;
 
+	if (r->finished) {
+		if (!lws_partial_buffered(wsi))
+			return -1;
+		lws_callback_on_writable(wsi);
+		return 0;
+	}
 	if (!r->ready)
 		return 0;
 	if (!r->hdr_sent) {
@@ -1028,8 +1040,9 @@ write_reply(struct req *r)
 			    (const unsigned char *)ra, rn, &p, end))
 				return -1;
 		}
-		if (r->close_after && lws_add_http_header_by_token(wsi,
-		    WSI_TOKEN_CONNECTION, (const unsigned char *)"close", 5, &p, end))
+		if (lws_get_network_wsi(wsi) == wsi &&
+		    lws_add_http_header_by_token(wsi, WSI_TOKEN_CONNECTION,
+		    (const unsigned char *)"close", 5, &p, end))
 			return -1;
 		if (lws_finalize_write_http_header(wsi, start, &p, end))
 			return -1;
@@ -1062,10 +1075,13 @@ complete:
 		close(r->fd);
 		r->fd = -1;
 	}
-	lws_set_timeout(wsi, NO_PENDING_TIMEOUT, 0);
-	if (r->close_after || r->s->stopping)
-		return -1;
-	return 1;
+	if (lws_get_network_wsi(wsi) != wsi) {		/* an HTTP/2 stream */
+		lws_set_timeout(wsi, NO_PENDING_TIMEOUT, 0);
+		return r->close_after || r->s->stopping ? -1 : 1;
+	}
+	lws_set_timeout(wsi, PENDING_TIMEOUT_HTTP_CONTENT, (int)r->s->o.idle_timeout);
+	r->finished = 1;
+	return write_reply(r);
 }
 
 static int

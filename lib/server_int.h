@@ -46,6 +46,7 @@ struct req {
 	/* the reply */
 	int busy;			/* a worker will produce it */
 	int ready, hdr_sent, close_after, json, from_fd;
+	int finished;			/* all written: close once flushed */
 	int status;
 	const char *ctype;
 	struct fl_buf out;

@@ -157,3 +157,22 @@ PY
 	run -0 python3 ws.py "$P" rotoken-0123456789
 	[[ $output == *" 101 "* ]]
 }
+
+@test "security: a pickle inside an npz is refused, never run" {
+	# an object array, as numpy saves one: a pickle that would run a command
+	python3 - <<'PY'
+import os, pickle, struct, zipfile
+class Evil:
+    def __reduce__(self):
+        return (os.system, ("touch pwned",))
+def npy(descr, shape, payload):
+    h = "{'descr': '%s', 'fortran_order': False, 'shape': %s, }" % (descr, shape)
+    h += " " * ((64 - (10 + len(h) + 1) % 64) % 64) + "\n"
+    return b"\x93NUMPY\x01\x00" + struct.pack("<H", len(h)) + h.encode() + payload
+with zipfile.ZipFile("evil.npz", "w") as z:
+    z.writestr("0.weight.npy", npy("|O", "(1,)", pickle.dumps([Evil()])))
+PY
+	run -10 --separate-stderr fl-pack import -o out.blob evil.npz
+	[[ $stderr == *"evil.npz: 0.weight: dtype '|O' is not supported"* ]]
+	[ ! -e pwned ] && [ ! -e out.blob ]
+}
