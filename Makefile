@@ -75,9 +75,13 @@ install: all
 	for f in completions/*.bash; do \
 		cp -f $$f $(DESTDIR)$(BASHCOMPDIR)/$$(basename $$f .bash); done
 	cp -f completions/_* $(DESTDIR)$(ZSHCOMPDIR)/
+	mkdir -p $(DESTDIR)$(PREFIX)/share/flkit/examples $(DESTDIR)$(PREFIX)/share/flkit/lib
+	cp -f share/examples/* $(DESTDIR)$(PREFIX)/share/flkit/examples/
+	cp -f share/lib/workers.sh $(DESTDIR)$(PREFIX)/share/flkit/lib/
 
 uninstall:
 	for c in $(CMDS); do rm -f $(DESTDIR)$(PREFIX)/bin/$${c#bin/}; done
+	rm -rf $(DESTDIR)$(PREFIX)/share/flkit
 
 clean:
 	rm -rf build bin

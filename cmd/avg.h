@@ -14,4 +14,13 @@
 void avg_on(const char *worker, char *const *inputs, int n,
     struct fl_agg_opts *o, const struct fl_client_opts *co);
 
+/*
+ * An input of fl-avg that names no file but a pointer (WORKER/ID, a known
+ * WORKER, or a URL) is fetched, checked as it arrives, into an unlinked
+ * temporary file; path gets a name for it. 1 when s is not a pointer (a
+ * file, or "-"). Dies when the fetch fails.
+ */
+int avg_fetch(const char *s, const struct fl_client_opts *co, char *path,
+    size_t n);
+
 #endif

@@ -3,6 +3,7 @@
  * ticket); the worker aggregates with fl-avg's code; only a pointer to the
  * result comes back, so the coordinator never receives one client's update
  * (PySyft's "average before get"). */
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -193,4 +194,57 @@ avg_on(const char *worker, char *const *inputs, int n, struct fl_agg_opts *o,
 	free(list);
 	fl_endpoint_release(&agg);
 	fl_client_release(&cl);
+}
+
+/* A fetched blob into the spool file. */
+static int
+spool_sink(void *arg, const void *p, size_t n, char *err)
+{
+	if (fl_write_full(*(int *)arg, p, n) < 0)
+		return fl_errno(err, FL_EIO, "temporary file");
+	return FL_OK;
+}
+
+int
+avg_fetch(const char *s, const struct fl_client_opts *co, char *path, size_t n)
+{
+	static struct fl_client cl;
+	static int have_cl;
+	struct fl_endpoint ep;
+	struct fl_ptr p;
+	const char *dir = getenv("TMPDIR");
+	char err[FL_ERRLEN];
+	int fd, rc;
+
+	if (!strcmp(s, "-") || access(s, F_OK) == 0)
+		return 1;	/* a file (a missing one is reported as such) */
+	if (!have_cl) {
+		if ((rc = fl_client_init(&cl, co, err)))
+			die(rc, "%s", err);
+		have_cl = 1;
+	}
+	if (fl_ptr_parse(&p, s, err))
+		return 1;
+	if (p.kind != FL_PTR_URL) {
+		/* a name: a worker only if the workers file knows it */
+		rc = fl_endpoint_resolve(&ep, &cl.ws, p.worker, err);
+		if (rc == FL_ENOTFOUND && !strchr(s, '/')) {
+			fl_ptr_release(&p);
+			return 1;
+		}
+		if (rc)
+			die(rc, "%s", err);
+		fl_endpoint_release(&ep);
+	}
+	if (!dir || !*dir)
+		dir = "/tmp";
+	if ((fd = open(dir, O_TMPFILE | O_RDWR, 0600)) < 0)
+		die(FL_EIO, "%s: cannot make a temporary file:", dir);
+	if ((rc = fl_fetch(&cl, &p, 1, spool_sink, &fd, NULL, err)))
+		die(rc, "%s", err);
+	note("%s: fetched", s);
+	fl_ptr_release(&p);
+	/* the file stays open (and so alive) until the program ends */
+	snprintf(path, n, "/proc/self/fd/%d", fd);
+	return 0;
 }

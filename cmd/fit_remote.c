@@ -18,11 +18,16 @@
 #include "fanout.h"
 #include "fit.h"
 
-enum phase { P_WAIT, P_UPLOAD, P_TRAIN, P_FETCH, P_DONE, P_FAILED };
+enum phase { P_WAIT, P_UPLOAD, P_BUSY, P_TRAIN, P_FETCH, P_DONE, P_FAILED };
 
 static const char *const phase_name[] = {
-	"waiting", "sending", "training", "fetching", "done", "failed",
+	"waiting", "sending", "busy, waiting", "training", "fetching", "done",
+	"failed",
 };
+
+/* Times a busy worker (503) is asked again: 1, 2, 4, 8, 16, then 30 s
+ * apart, about 10 minutes in all. */
+#define MAX_BUSY 24
 
 /* One worker's part of the round. */
 struct wstate {
@@ -150,15 +155,24 @@ task(void *arg, size_t i, const volatile int *cancel, char *err)
 	c.o.progress_arg = w;
 	if ((rc = fl_endpoint_resolve(&ep, &c.ws, w->name, err)))
 		return rc;
-	/* Each upload reads the spooled model through a file of its own. */
+	/* Each upload reads the spooled model through a file of its own. A
+	 * worker with too many fits queued says 503: wait and ask again. */
 	snprintf(fdpath, sizeof(fdpath), "/proc/self/fd/%d", R->model_fd);
-	if ((fd = open(fdpath, O_RDONLY | O_CLOEXEC)) < 0) {
-		fl_endpoint_release(&ep);
-		return fl_errno(err, FL_EIO, "%s", fdpath);
+	for (int busy = 0;; busy++) {
+		if ((fd = open(fdpath, O_RDONLY | O_CLOEXEC)) < 0) {
+			fl_endpoint_release(&ep);
+			return fl_errno(err, FL_EIO, "%s", fdpath);
+		}
+		w->phase = P_UPLOAD;
+		rc = fl_upload(&c, &ep, R->path, NULL, fd, "<stdin>", &reply, err);
+		close(fd);
+		if (!rc || c.last_http != 503 || busy >= MAX_BUSY || *cancel)
+			break;
+		fl_val_release(&reply);
+		w->phase = P_BUSY;
+		for (int t = 0; t < 10 * (busy < 5 ? 1 << busy : 30) && !*cancel; t++)
+			usleep(100000);
 	}
-	w->phase = P_UPLOAD;
-	rc = fl_upload(&c, &ep, R->path, NULL, fd, "<stdin>", &reply, err);
-	close(fd);
 	if (rc)
 		goto out;
 	if (R->o->eval) {

@@ -33,7 +33,8 @@ help(void)
 {
 	printf("usage: %s [options] INPUT... > model.blob\n"
 	    "       %s --on WORKER [options] POINTER...\n"
-	    "Aggregate model blobs (files, or - for blobs on standard input); or\n"
+	    "Aggregate model blobs (files, - for blobs on standard input, or pointers\n"
+	    "to workers' objects, fetched and checked); or\n"
 	    "have WORKER aggregate objects (pointers, or - for pointers on standard\n"
 	    "input), printing the result's pointer.\n"
 	    "\n"
@@ -61,7 +62,7 @@ help(void)
 	    "      --noise Z             add N(0, (Z C / n)^2) to the aggregate\n"
 	    "      --seed N              seed the noise\n"
 	    "      --threads N           threads reading inputs (default: CPUs)\n"
-	    "      --connect-timeout S   seconds to connect to a worker (10)\n"
+	    "      --connect-timeout S   for pointers: seconds to connect (10)\n"
 	    "      --timeout S           seconds a request may stall (3600 with --on)\n"
 	    "      --retry N             retries of idempotent requests (2)\n"
 	    "      --cacert FILE         CA certificates for https workers\n"
@@ -153,7 +154,7 @@ main(int argc, char *argv[])
 	struct fl_client_opts co = { .retries = -1 };
 	double *weights = NULL;
 	char err[FL_ERRLEN];
-	int c, rc, uniform = 0, server_set = 0, has_state_out = 0, on_net = 0;
+	int c, rc, uniform = 0, server_set = 0, has_state_out = 0;
 
 	setprogname(argv[0]);
 	memset(&o, 0, sizeof(o));
@@ -199,8 +200,6 @@ main(int argc, char *argv[])
 				usage();
 			if (rc)
 				die(rc, "%s", err);
-			if (!on_net)
-				on_net = c;
 		}
 	}
 	argc -= optind;
@@ -234,15 +233,29 @@ main(int argc, char *argv[])
 		finish_stdout();
 		return 0;
 	}
-	if (on_net)
-		die(FL_EUSAGE, "the network options go with --on WORKER");
+
 	o.progress = on_progress;
 	o.warn = on_warn;
 
 	fl_agg_init(&a, &o);
-	for (int i = 0; i < argc; i++)
-		if ((rc = fl_agg_add(&a, argv[i], err)))
+	for (int i = 0; i < argc; i++) {
+		char path[64];
+		size_t before = a.n;
+		if (!avg_fetch(argv[i], &co, path, sizeof(path))) {
+			if ((rc = fl_agg_add(&a, path, err)))
+				die(rc, "%s", err);
+			for (size_t j = before; j < a.n; j++) {
+				/* messages name the pointer, not the spool */
+				char *l = strdup(argv[i]);
+				if (l) {
+					free(a.in[j].label);
+					a.in[j].label = l;
+				}
+			}
+		} else if ((rc = fl_agg_add(&a, argv[i], err))) {
 			die(rc, "%s", err);
+		}
+	}
 	note("%zu inputs", a.n);
 	output_open(&out, outpath);
 	if (o.state && o.opt != FL_SOPT_SGD) {

@@ -19,6 +19,7 @@
 /* 512 KiB of f32 per input: the reader reads it straight from the file. */
 #define CHUNK_DEFAULT (1 << 17)
 #define MAX_THREADS 4
+#define STRIPE (1 << 16)	/* mapped path: elements per stripe (256 KiB of f32) */
 #define MAX_INPUTS 4096
 
 const char *
@@ -333,9 +334,12 @@ struct pass {
 	size_t cut;
 	int64_t badel[MAX_THREADS];	/* combine: first non-finite result */
 	float **xsp[MAX_THREADS];	/* lanes' chunks at a thread's share */
+	size_t *pairs;		/* scan: i n + j for each <u_i, u_j> needed */
+	size_t npairs;
 	int base_early;		/* base read before the lanes (to clip them) */
 	struct fl_rng rng;
 	double sigma;
+	int server;		/* a server-optimizer step after the rule */
 	float *m, *v;		/* server-optimizer state of the tensor */
 	size_t mvcap;
 	unsigned char *outraw;
@@ -480,6 +484,8 @@ krange(const struct pass *p, int tid, size_t *lo, size_t *hi)
 	*hi = p->k * (size_t)(tid + 1) / T;
 }
 
+static double pair_sum(const float *x, const float *y, const float *b, size_t k);
+
 /* Phase two: combine the chunk, each thread a share of it. */
 static void
 phase_combine(void *arg, int tid)
@@ -490,27 +496,13 @@ phase_combine(void *arg, int tid)
 
 	p->badel[tid] = -1;
 	if (p->scan) {
-		/* Pairs (i, j), i <= j, dealt out to the threads. */
+		/* The pairs needed, dealt out to the threads. */
 		double *g = p->gram[tid];
-		size_t pair = 0;
-		for (size_t i = 0; i < n; i++)
-			for (size_t j = i; j < n; j++, pair++) {
-				if (pair % (size_t)p->pool.n != (size_t)tid ||
-				    p->lane[i].bad >= 0 || p->lane[j].bad >= 0)
-					continue;
-				const float *x = p->lane[i].x, *y = p->lane[j].x;
-				double s = 0;
-				if (b) {
-					for (size_t e = 0; e < p->k; e++)
-						s += ((double)x[e] - b[e]) * ((double)y[e] - b[e]);
-				} else if (i != j) {
-					for (size_t e = 0; e < p->k; e++) {
-						double d = (double)x[e] - y[e];
-						s += d * d;
-					}
-				}
-				g[i * n + j] += s;
-			}
+		for (size_t q = (size_t)tid; q < p->npairs; q += (size_t)p->pool.n) {
+			size_t i = p->pairs[q] / n, j = p->pairs[q] % n;
+			if (p->lane[i].bad < 0 && p->lane[j].bad < 0)
+				g[i * n + j] += pair_sum(p->lane[i].x, p->lane[j].x, b, p->k);
+		}
 		return;
 	}
 	krange(p, tid, &lo, &hi);
@@ -551,6 +543,7 @@ pass_close(struct pass *p)
 		free(p->scratch[t]);
 		free(p->xsp[t]);
 	}
+	free(p->pairs);
 	free(p->out);
 	free(p->m);
 	free(p->v);
@@ -569,6 +562,10 @@ pass_open(struct pass *p, struct fl_agg *a, int scan, char *err)
 	p->a = a;
 	p->scan = scan;
 	p->chunk = a->o.chunk ? a->o.chunk : CHUNK_DEFAULT;
+	/* The scan sums products a stripe at a time, mapped or not, so that
+	 * both ways give the same Gram matrix to the last bit. */
+	if (scan)
+		p->chunk = a->o.chunk ? (a->o.chunk + 63) & ~(size_t)63 : STRIPE;
 	p->fused = !scan && (a->o.rule == FL_AGG_MEAN || a->o.rule == FL_AGG_KRUM);
 	if (!(p->lane = calloc(a->n, sizeof(*p->lane))))
 		return fl_err(err, FL_EFAIL, "out of memory");
@@ -583,6 +580,13 @@ pass_open(struct pass *p, struct fl_agg *a, int scan, char *err)
 	    (rc = lane_open(&p->base, NULL, a->o.base, p->chunk, err)))
 		return rc;
 	p->base_early = p->has_base && !scan && !p->fused;
+	if (scan && !(p->pairs = malloc(n * (n + 1) / 2 * sizeof(*p->pairs))))
+		return fl_err(err, FL_EFAIL, "out of memory");
+	for (size_t i = 0; scan && i < n; i++)
+		for (size_t j = i; j < n; j++)
+			if (i == j ? p->has_base && (a->o.rule == FL_AGG_KRUM ||
+			    a->o.clip > 0) : a->o.rule == FL_AGG_KRUM)
+				p->pairs[p->npairs++] = i * n + j;
 	ncpu = sysconf(_SC_NPROCESSORS_ONLN);
 	T = a->o.threads > 0 ? a->o.threads : (int)(ncpu > 0 ? ncpu : 1);
 	if (T > MAX_THREADS)
@@ -683,13 +687,12 @@ static void report(struct pass *p, int npasses, int passno);
  * used are dropped from the mappings so that RSS stays small.
  */
 #define MAP_MIN (64 << 10)	/* smaller tensors go through the reader */
-#define STRIPE (1 << 16)	/* elements per stripe (256 KiB of f32) */
 #define SUBBLK 2048		/* elements per sub-block, a multiple of 64 */
 #define RING 4			/* output stripes in flight */
 #ifndef PF_DIST
 #define PF_DIST 1024		/* floats prefetched ahead */
 #endif
-#define DROP_EVERY (8u << 20)	/* bytes per lane between madvise calls */
+#define DROP_EVERY (2u << 20)	/* bytes per lane between madvise calls */
 
 /*
  * CRC-32 (zlib's) folded 256 bytes at a time with 512-bit VPCLMULQDQ when
@@ -821,6 +824,108 @@ wide_lane(struct crcst *st, const float *x, size_t nblk, double *acc,
 	_mm512_store_si512(st->c + 192, c3);
 }
 
+/*
+ * L lanes (L <= 4) at once, nblk blocks of 64 floats each: their CRCs
+ * folded (started here when start) and acc set (first) or added to
+ * w_0 x_0 + ... + w_(L-1) x_(L-1), in lane order, so the sums are those of
+ * wide_lane lane after lane while acc goes through L1 once per L lanes and
+ * L streams are read at a time (about 1.5x wide_lane from memory).
+ */
+__attribute__((target("avx512f,vpclmulqdq"), always_inline))
+static inline void
+wide_group(struct crcst *st, const float *const *xs, const double *w, int L,
+    size_t nblk, double *acc, int first, int start)
+{
+	const __m512i k = _mm512_broadcast_i32x4(_mm_load_si128((const __m128i *)kfold));
+	__m512i c[4][4];
+	__m512d wv[4];
+	size_t b = 0;
+
+#pragma GCC unroll 4
+	for (int l = 0; l < L; l++) {
+		wv[l] = _mm512_set1_pd(w[l]);
+#pragma GCC unroll 4
+		for (int q = 0; q < 4; q++)
+			c[l][q] = start ? _mm512_setzero_si512() :
+			    _mm512_load_si512(st[l].c + 64 * q);
+	}
+	for (; b < nblk; b++) {
+		const size_t o = 64 * b;
+#pragma GCC unroll 4
+		for (int l = 0; l < L; l++)
+#pragma GCC unroll 4
+			for (int q = 0; q < 4; q++)
+				_mm_prefetch((const char *)(xs[l] + o + PF_DIST + 16 * q),
+				    _MM_HINT_T0);
+#pragma GCC unroll 4
+		for (int q = 0; q < 4; q++) {
+			__m512d lo = _mm512_setzero_pd(), hi = _mm512_setzero_pd();
+			if (!first) {
+				lo = _mm512_load_pd(acc + o + 16 * q);
+				hi = _mm512_load_pd(acc + o + 16 * q + 8);
+			}
+#pragma GCC unroll 4
+			for (int l = 0; l < L; l++) {
+				__m512i v = _mm512_loadu_si512(xs[l] + o + 16 * q);
+				if (start && b == 0)
+					c[l][q] = q ? v : _mm512_xor_si512(v, _mm512_set_epi64(0,
+					    0, 0, 0, 0, 0, 0, (long long)st[l].init));
+				else
+					c[l][q] = FOLD(c[l][q], v);
+				__m512d a = _mm512_cvtps_pd(_mm512_castps512_ps256(
+				    _mm512_castsi512_ps(v)));
+				__m512d h = _mm512_cvtps_pd(_mm256_castsi256_ps(
+				    _mm512_extracti64x4_epi64(v, 1)));
+				if (first && l == 0) {
+					lo = _mm512_mul_pd(wv[l], a);
+					hi = _mm512_mul_pd(wv[l], h);
+				} else {
+					lo = _mm512_fmadd_pd(wv[l], a, lo);
+					hi = _mm512_fmadd_pd(wv[l], h, hi);
+				}
+			}
+			_mm512_store_pd(acc + o + 16 * q, lo);
+			_mm512_store_pd(acc + o + 16 * q + 8, hi);
+		}
+	}
+#pragma GCC unroll 4
+	for (int l = 0; l < L; l++) {
+#pragma GCC unroll 4
+		for (int q = 0; q < 4; q++)
+			_mm512_store_si512(st[l].c + 64 * q, c[l][q]);
+		st[l].started |= nblk > 0;
+	}
+}
+
+/* wide_group over nl lanes, four at a time: acc = sum_l w_l x_l. */
+__attribute__((target("avx512f,vpclmulqdq")))
+static void
+wide_lanes(struct crcst *st, const float *const *xs, const double *w,
+    size_t nl, size_t nblk, double *acc)
+{
+	if (!nblk)
+		return;
+	const int start = !st[0].started;
+	for (size_t l = 0; l < nl; l += 4) {
+		size_t L = nl - l < 4 ? nl - l : 4;
+		int first = l == 0;
+		switch (L) {
+		case 4:
+			wide_group(st + l, xs + l, w + l, 4, nblk, acc, first, start);
+			break;
+		case 3:
+			wide_group(st + l, xs + l, w + l, 3, nblk, acc, first, start);
+			break;
+		case 2:
+			wide_group(st + l, xs + l, w + l, 2, nblk, acc, first, start);
+			break;
+		default:
+			wide_group(st + l, xs + l, w + l, 1, nblk, acc, first, start);
+			break;
+		}
+	}
+}
+
 /* The CRC of what went through st, followed by n more bytes at p. */
 static uint32_t
 crcst_end(const struct crcst *st, const void *p, size_t n)
@@ -845,18 +950,27 @@ fl_agg_crc32(uint32_t crc, const void *p, size_t n)
 	return crcst_end(&st, (const unsigned char *)p + nblk * 256, n % 256);
 }
 
-/* out = acc / wsum; nonzero if a result is not finite. */
+/* out = (acc + bc base) / wsum (base may be NULL); nonzero if a result is
+ * not finite. The base term is a product and a sum, as phase_combine's. */
 __attribute__((target("avx512f")))
 static int
-wide_finish(float *out, const double *acc, double wsum, size_t n)
+wide_finish(float *out, const double *acc, const float *base, double bc,
+    double wsum, size_t n)
 {
-	const __m512d d = _mm512_set1_pd(wsum);
+	const __m512d d = _mm512_set1_pd(wsum), c = _mm512_set1_pd(bc);
 	__m512 bad = _mm512_setzero_ps();
 	size_t i = 0;
 
 	for (; i + 16 <= n; i += 16) {
-		__m256 lo = _mm512_cvtpd_ps(_mm512_div_pd(_mm512_load_pd(acc + i), d));
-		__m256 hi = _mm512_cvtpd_ps(_mm512_div_pd(_mm512_load_pd(acc + i + 8), d));
+		__m512d s0 = _mm512_load_pd(acc + i), s1 = _mm512_load_pd(acc + i + 8);
+		if (base) {
+			s0 = _mm512_add_pd(s0, _mm512_mul_pd(c,
+			    _mm512_cvtps_pd(_mm256_loadu_ps(base + i))));
+			s1 = _mm512_add_pd(s1, _mm512_mul_pd(c,
+			    _mm512_cvtps_pd(_mm256_loadu_ps(base + i + 8))));
+		}
+		__m256 lo = _mm512_cvtpd_ps(_mm512_div_pd(s0, d));
+		__m256 hi = _mm512_cvtpd_ps(_mm512_div_pd(s1, d));
 		__m512 o = _mm512_castpd_ps(_mm512_insertf64x4(_mm512_castps_pd(
 		    _mm512_castps256_ps512(lo)), _mm256_castps_pd(hi), 1));
 		_mm512_storeu_ps(out + i, o);
@@ -864,10 +978,33 @@ wide_finish(float *out, const double *acc, double wsum, size_t n)
 	}
 	int r = _mm512_cmp_ps_mask(bad, bad, _CMP_UNORD_Q) != 0;
 	for (; i < n; i++) {
-		out[i] = (float)(acc[i] / wsum);
+		double v = acc[i];
+		if (base)
+			v += bc * base[i];
+		out[i] = (float)(v / wsum);
 		r |= !isfinite(out[i]);
 	}
 	return r;
+}
+
+__attribute__((target("avx512f")))
+static int
+any_nonfinite_wide(const float *x, size_t n)
+{
+	const __m512i e = _mm512_set1_epi32(0x7f800000);
+	__mmask16 m = 0;
+	size_t i = 0;
+
+	for (; i + 16 <= n; i += 16) {
+		__m512i v = _mm512_and_si512(_mm512_loadu_si512(x + i), e);
+		m |= _mm512_cmpeq_epi32_mask(v, e);
+	}
+	if (i < n) {
+		__mmask16 t = (__mmask16)((1u << (n - i)) - 1);
+		__m512i v = _mm512_and_si512(_mm512_maskz_loadu_epi32(t, x + i), e);
+		m |= _mm512_mask_cmpeq_epi32_mask(t, v, e);
+	}
+	return m != 0;
 }
 
 /* Nonzero if any of x[0..n-1] is NaN or Inf (vectorises: no branch). */
@@ -876,6 +1013,8 @@ any_nonfinite(const float *x, size_t n)
 {
 	unsigned r = 0;
 
+	if (wide)
+		return any_nonfinite_wide(x, n);
 	for (size_t i = 0; i < n; i++) {
 		uint32_t u;
 		memcpy(&u, &x[i], sizeof(u));
@@ -884,11 +1023,91 @@ any_nonfinite(const float *x, size_t n)
 	return r != 0;
 }
 
-static int
-generic_finish(float *out, const double *acc, double wsum, size_t n)
+/*
+ * The scan's sums: <x - b, y - b> (or |x - y|^2 without a base) over k
+ * elements, into 8 partial sums ps, element e into ps[e % 8]. The wide and
+ * the generic kernels do the same products and sums in the same order
+ * (no fused multiply-add), so they agree to the last bit.
+ */
+__attribute__((target("avx512f")))
+static void
+pair_wide(double *ps, const float *x, const float *y, const float *b, size_t k)
 {
-	for (size_t i = 0; i < n; i++)
-		out[i] = (float)(acc[i] / wsum);
+	__m512d s = _mm512_loadu_pd(ps);
+	size_t e = 0;
+
+	if (x == y && b) {	/* |x - b|^2: the same products, one load */
+		for (; e + 8 <= k; e += 8) {
+			__m512d u = _mm512_sub_pd(_mm512_cvtps_pd(_mm256_loadu_ps(x + e)),
+			    _mm512_cvtps_pd(_mm256_loadu_ps(b + e)));
+			s = _mm512_add_pd(s, _mm512_mul_pd(u, u));
+		}
+	}
+	for (; e + 8 <= k; e += 8) {
+		__m512d u = _mm512_cvtps_pd(_mm256_loadu_ps(x + e));
+		__m512d v = _mm512_cvtps_pd(_mm256_loadu_ps(y + e));
+		if (b) {
+			__m512d c = _mm512_cvtps_pd(_mm256_loadu_ps(b + e));
+			s = _mm512_add_pd(s, _mm512_mul_pd(_mm512_sub_pd(u, c),
+			    _mm512_sub_pd(v, c)));
+		} else {
+			__m512d d = _mm512_sub_pd(u, v);
+			s = _mm512_add_pd(s, _mm512_mul_pd(d, d));
+		}
+	}
+	_mm512_storeu_pd(ps, s);
+	for (; e < k; e++) {
+		double d = (double)x[e] - y[e];
+		ps[e % 8] += b ? ((double)x[e] - b[e]) * ((double)y[e] - b[e]) : d * d;
+	}
+}
+
+static void
+pair_generic(double *ps, const float *x, const float *y, const float *b,
+    size_t k)
+{
+	for (size_t e = 0; e < k; e++) {
+		double d = (double)x[e] - y[e];
+		ps[e % 8] += b ? ((double)x[e] - b[e]) * ((double)y[e] - b[e]) : d * d;
+	}
+}
+
+static void
+pair_acc(double *ps, const float *x, const float *y, const float *b, size_t k)
+{
+	if (wide)
+		pair_wide(ps, x, y, b, k);
+	else
+		pair_generic(ps, x, y, b, k);
+}
+
+static double
+pair_reduce(const double *ps)
+{
+	return ((ps[0] + ps[1]) + (ps[2] + ps[3])) + ((ps[4] + ps[5]) + (ps[6] + ps[7]));
+}
+
+/* One stripe's (or chunk's) sum for a pair. */
+static double
+pair_sum(const float *x, const float *y, const float *b, size_t k)
+{
+	double ps[8] = { 0 };
+
+	pthread_once(&wide_once, wide_init);
+	pair_acc(ps, x, y, b, k);
+	return pair_reduce(ps);
+}
+
+static int
+generic_finish(float *out, const double *acc, const float *base, double bc,
+    double wsum, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		double v = acc[i];
+		if (base)
+			v += bc * base[i];
+		out[i] = (float)(v / wsum);
+	}
 	return any_nonfinite(out, n);
 }
 
@@ -897,9 +1116,12 @@ struct mjob {
 	const struct fl_tensor *t;
 	uint64_t numel;
 	size_t S, B, nstripes;
-	struct fl_map *map;	/* per lane */
+	struct fl_map *map;	/* per lane, then the base */
 	const float **x;	/* per lane: the tensor's floats */
-	uint32_t *scrc;		/* nstripes x nl */
+	const float *xb;	/* the base's, or NULL */
+	size_t nc;		/* lanes with a CRC: nl, + 1 with a base */
+	uint32_t *scrc;		/* nstripes x nc */
+	float *clipped[MAX_THREADS];	/* nl x B: clipped lanes for a rule */
 	unsigned char *ready;	/* per stripe */
 	float *slot[RING];
 	struct crcst *st[MAX_THREADS];	/* per thread, nl each */
@@ -912,10 +1134,38 @@ struct mjob {
 	int rc;
 	char err[FL_ERRLEN];
 	int64_t bad;		/* first element found not finite, or -1 */
+	int badbase;		/* ... in the base */
+	double *sg;		/* scan: nstripes x npairs stripe sums */
+	int64_t *sbad;		/* scan: nstripes x nc, first bad element or -1 */
+	double *ps[MAX_THREADS];	/* scan: npairs x 8 partial sums */
+	double *ws[MAX_THREADS];	/* lanes' weights */
 	uint64_t dropped;	/* bytes of each lane given back */
 };
 
-/* Compute stripe s into its slot; returns the first bad element or -1. */
+/* Fold n floats of x into st's CRC (n a multiple of 64 when wide). */
+static void
+fold_only(struct crcst *st, const float *x, size_t n)
+{
+	if (wide)
+		wide_lane(st, x, n / 64, NULL, 0, 2);
+	else
+		st->crc = fl_crc32(st->crc, x, n * sizeof(float));
+}
+
+/* The server-optimizer step on k elements of the output at element off. */
+static void
+server_step(struct pass *p, float *out, const float *base, uint64_t off,
+    size_t k)
+{
+	fl_server_step(p->a->o.opt, &p->a->o.sp, out, base, out,
+	    p->m ? p->m + off : NULL, p->v ? p->v + off : NULL, k);
+}
+
+/*
+ * Compute stripe s into its slot; returns the first bad element or -1
+ * (j->badbase set when it is the base's). Noise, when asked for, needs the
+ * stripes in order: the writer adds it and takes the server step then.
+ */
 static int64_t
 stripe_run(struct mjob *j, size_t s, int tid)
 {
@@ -923,25 +1173,43 @@ stripe_run(struct mjob *j, size_t s, int tid)
 	const size_t nl = p->nl, S = j->S, B = j->B;
 	const uint64_t off = (uint64_t)s * S;
 	const size_t k = (size_t)(j->numel - off < S ? j->numel - off : S);
-	const int fused = p->fused;
+	const int fused = p->fused, step = p->server && !(p->sigma > 0);
 	float *out = j->slot[s % RING];
 	struct crcst *st = j->st[tid];
 	double *acc = j->acc[tid];
 	float **xs = p->xsp[tid];
+	double *ws = j->ws[tid];
 	size_t tail = wide ? k % 64 : 0;
 
-	for (size_t l = 0; l < nl; l++) {
+	for (size_t l = 0; l < j->nc; l++) {
 		st[l].init = 0xffffffffu;
 		st[l].started = 0;
 		st[l].crc = 0;
 	}
 	for (size_t b = 0; b < k; b += B) {
 		size_t kb = k - b < B ? k - b : B, kv = wide ? kb & ~(size_t)63 : kb;
+		const float *bx = j->xb ? j->xb + off + b : NULL;
+		if (bx) {
+			fold_only(&st[nl], bx, kv);
+			if (any_nonfinite(bx, kb)) {
+				j->badbase = 1;
+				return (int64_t)(off + b) + first_nonfinite(bx, kb);
+			}
+		}
+		if (fused && wide) {
+			for (size_t l = 0; l < nl; l++) {
+				xs[l] = (float *)(j->x[l] + off + b);
+				ws[l] = p->lane[l].w;
+			}
+			wide_lanes(st, (const float *const *)xs, ws, nl, kv / 64, acc);
+		}
 		for (size_t l = 0; l < nl; l++) {
 			const float *x = j->x[l] + off + b;
 			const double w = p->lane[l].w;
 			int mode = !fused ? 2 : l == 0 ? 0 : 1;
-			if (wide) {
+			if (wide && fused) {
+				/* done above */
+			} else if (wide) {
 				wide_lane(&st[l], x, kv / 64, acc, w, mode);
 			} else {
 				st[l].crc = fl_crc32(st[l].crc, x, kv * sizeof(float));
@@ -958,20 +1226,32 @@ stripe_run(struct mjob *j, size_t s, int tid)
 				xs[l] = (float *)x;
 				if (any_nonfinite(x, kb))
 					return (int64_t)(off + b) + first_nonfinite(x, kb);
+				if (bx && p->lane[l].in->scale < 1) {
+					const double sc = p->lane[l].in->scale;
+					float *c = j->clipped[tid] + l * B;
+					for (size_t i = 0; i < kb; i++)
+						c[i] = (float)(bx[i] + sc * ((double)x[i] - bx[i]));
+					xs[l] = c;
+				}
 			}
 		}
 		if (fused) {
-			if (wide ? wide_finish(out + b, acc, p->wsum, kb) :
-			    generic_finish(out + b, acc, p->wsum, kb))
+			if (wide ? wide_finish(out + b, acc, bx, p->basecoef, p->wsum, kb) :
+			    generic_finish(out + b, acc, bx, p->basecoef, p->wsum, kb))
 				return (int64_t)(off + b) + first_nonfinite(out + b, kb);
 		} else if (p->a->o.rule == FL_AGG_MEDIAN) {
 			fl_agg_median(out + b, xs, nl, kb, p->scratch[tid]);
 		} else {
 			fl_agg_trimmed(out + b, xs, nl, kb, p->cut, p->scratch[tid]);
 		}
+		if (step)
+			server_step(p, out + b, bx, off + b, kb);
 	}
 	for (size_t l = 0; l < nl; l++)
-		j->scrc[s * nl + l] = crcst_end(&st[l], j->x[l] + off + k - tail,
+		j->scrc[s * j->nc + l] = crcst_end(&st[l], j->x[l] + off + k - tail,
+		    tail * sizeof(float));
+	if (j->xb)
+		j->scrc[s * j->nc + nl] = crcst_end(&st[nl], j->xb + off + k - tail,
 		    tail * sizeof(float));
 	return -1;
 }
@@ -982,7 +1262,7 @@ drop_pages(struct mjob *j, uint64_t upto)
 {
 	const uintptr_t pg = (uintptr_t)sysconf(_SC_PAGESIZE);
 
-	for (size_t l = 0; l < j->p->nl; l++) {
+	for (size_t l = 0; l < j->nc; l++) {
 		uintptr_t lo = (uintptr_t)j->map[l].data + j->dropped;
 		uintptr_t hi = ((uintptr_t)j->map[l].data + upto) & ~(pg - 1);
 		lo = lo < (uintptr_t)j->map[l].base ? (uintptr_t)j->map[l].base :
@@ -1000,9 +1280,15 @@ stripe_write(struct mjob *j, size_t s, char *err)
 	struct pass *p = j->p;
 	const uint64_t off = (uint64_t)s * j->S;
 	const size_t k = (size_t)(j->numel - off < j->S ? j->numel - off : j->S);
+	float *out = j->slot[s % RING];
 	int rc;
 
-	if ((rc = fl_writer_write(p->w, j->slot[s % RING], k * sizeof(float), err)))
+	if (p->sigma > 0) {
+		fl_agg_noise(out, k, p->sigma, &p->rng);
+		if (p->server)
+			server_step(p, out, j->xb + off, off, k);
+	}
+	if ((rc = fl_writer_write(p->w, out, k * sizeof(float), err)))
 		return rc;
 	p->done += k * p->nl;
 	report(p, p->npasses, p->npasses - 1);
@@ -1059,29 +1345,34 @@ phase_mapped(void *arg, int tid)
 	pthread_mutex_unlock(&j->mu);
 }
 
-/* Can tensor ti go the mapped way in every lane? */
+/* Can lane l's tensor ti, of the same shape as t, be mapped? */
+static int
+lane_mappable(const struct lane *l, size_t ti, const struct fl_tensor *t)
+{
+	const struct fl_tensor *u = &l->h.t[ti];
+
+	return l->r.remain != UINT64_MAX && !l->r.in_tensor && l->r.next <= ti &&
+	    u->dtype == FL_F32 && u->enc == FL_RAW && u->size == fl_tensor_nbytes(t);
+}
+
+/* Can tensor ti go the mapped way in every lane (and the base)? */
 static int
 mappable(const struct pass *p, size_t ti)
 {
 	const struct fl_tensor *t = &p->lane[0].h.t[ti];
 
-	if (p->scan || p->has_base || p->sigma > 0 || t->dtype != FL_F32 ||
-	    fl_tensor_nbytes(t) < MAP_MIN)
+	if (t->dtype != FL_F32 || fl_tensor_nbytes(t) < MAP_MIN)
 		return 0;
-	for (size_t j = 0; j < p->nl; j++) {
-		const struct lane *l = &p->lane[j];
-		const struct fl_tensor *u = &l->h.t[ti];
-		if (l->r.remain == UINT64_MAX || l->r.in_tensor || l->r.next > ti ||
-		    u->enc != FL_RAW || u->size != fl_tensor_nbytes(t))
+	for (size_t j = 0; j < p->nl; j++)
+		if (!lane_mappable(&p->lane[j], ti, t))
 			return 0;
-	}
-	return 1;
+	return !p->has_base || lane_mappable(&p->base, ti, t);
 }
 
 static void
 mjob_free(struct mjob *j)
 {
-	for (size_t l = 0; j->map && l < j->p->nl; l++)
+	for (size_t l = 0; j->map && l < j->nc; l++)
 		fl_map_release(&j->map[l]);
 	free(j->map);
 	free(j->x);
@@ -1092,7 +1383,12 @@ mjob_free(struct mjob *j)
 	for (int t = 0; t < MAX_THREADS; t++) {
 		free(j->st[t]);
 		free(j->acc[t]);
+		free(j->clipped[t]);
+		free(j->ps[t]);
+		free(j->ws[t]);
 	}
+	free(j->sg);
+	free(j->sbad);
 	pthread_mutex_destroy(&j->mu);
 	pthread_cond_destroy(&j->cv);
 }
@@ -1103,94 +1399,259 @@ mapped_bad(struct mjob *j, char *err)
 {
 	struct pass *p = j->p;
 	const int64_t e = j->bad;
+	const size_t ti = (size_t)(j->t - p->lane[0].h.t);
 
-	for (size_t l = 0; l < p->nl; l++) {
+	for (size_t l = 0; l < j->nc; l++) {
+		struct lane *ln = l < p->nl ? &p->lane[l] : &p->base;
 		uint32_t c = fl_crc32(0, j->map[l].data, (size_t)j->map[l].size);
-		if (c != p->lane[l].h.t[j->t - p->lane[0].h.t].crc)
+		if (c != ln->h.t[ti].crc)
 			return fl_err(err, FL_EBLOB, "%s: tensor %s: crc mismatch "
-			    "(stored %08x, computed %08x)", p->lane[l].label, j->t->name,
-			    p->lane[l].h.t[j->t - p->lane[0].h.t].crc, c);
+			    "(stored %08x, computed %08x)", ln->label, j->t->name,
+			    ln->h.t[ti].crc, c);
 	}
+	if (j->badbase)
+		return lane_bad_error(&p->base, ti, e, j->xb[e], err);
 	for (size_t l = 0; l < p->nl; l++)
 		if (!isfinite(j->x[l][e]))
-			return lane_bad_error(&p->lane[l], (size_t)(j->t - p->lane[0].h.t),
-			    e, j->x[l][e], err);
+			return lane_bad_error(&p->lane[l], ti, e, j->x[l][e], err);
 	return fl_err(err, FL_EDATA, "tensor %s: the weighted sum overflows at "
 	    "element %lld", j->t->name, (long long)e);
 }
+
+/* Set up j for tensor ti of pass p and map it in every lane. */
+static int
+mjob_open(struct mjob *j, struct pass *p, size_t ti, char *err)
+{
+	const size_t nl = p->nl;
+	size_t nc;
+
+	pthread_once(&wide_once, wide_init);
+	memset(j, 0, sizeof(*j));
+	j->p = p;
+	j->t = &p->lane[0].h.t[ti];
+	j->numel = fl_tensor_numel(j->t);
+	j->bad = -1;
+	j->nc = nc = nl + (p->has_base ? 1 : 0);
+	pthread_mutex_init(&j->mu, NULL);
+	pthread_cond_init(&j->cv, NULL);
+	/* --chunk sets the stripe (tests); whole blocks of 64 either way. */
+	j->S = p->a->o.chunk ? (p->a->o.chunk + 63) & ~(size_t)63 : STRIPE;
+	j->B = j->S < SUBBLK ? j->S : SUBBLK;
+	j->nstripes = (size_t)((j->numel + j->S - 1) / j->S);
+	if (!(j->map = calloc(nc, sizeof(*j->map))) || !(j->x = calloc(nl, sizeof(*j->x))) ||
+	    !(j->scrc = calloc(j->nstripes * nc, sizeof(*j->scrc))) ||
+	    !(j->ready = calloc(j->nstripes, 1)))
+		return fl_err(err, FL_EFAIL, "out of memory");
+	if (p->scan) {
+		if (!(j->sg = calloc(j->nstripes * p->npairs + 1, sizeof(*j->sg))) ||
+		    !(j->sbad = malloc(j->nstripes * nc * sizeof(*j->sbad))))
+			return fl_err(err, FL_EFAIL, "out of memory");
+		for (size_t i = 0; i < j->nstripes * nc; i++)
+			j->sbad[i] = -1;
+	}
+	for (int r = 0; !p->scan && r < RING; r++)
+		if (!(j->slot[r] = aligned_alloc(64, j->S * sizeof(float))))
+			return fl_err(err, FL_EFAIL, "out of memory");
+	for (int t = 0; t < p->pool.n; t++)
+		if (!(j->st[t] = aligned_alloc(64, nc * sizeof(struct crcst))) ||
+		    !(j->acc[t] = aligned_alloc(64, j->B * sizeof(double))) ||
+		    !(j->ws[t] = malloc((nl + 1) * sizeof(double))) ||
+		    (p->scan && !(j->ps[t] = malloc((p->npairs + 1) * 8 * sizeof(double)))) ||
+		    (!p->scan && p->has_base && !p->fused &&
+		    !(j->clipped[t] = malloc(nl * j->B * sizeof(float)))))
+			return fl_err(err, FL_EFAIL, "out of memory");
+	for (size_t l = 0; l < nc; l++) {
+		struct lane *ln = l < nl ? &p->lane[l] : &p->base;
+		int rc;
+		if ((rc = fl_reader_map(&ln->r, ti, &j->map[l], err))) {
+			if (rc == FL_EFAIL)
+				fl_err_prefix(err, "%s: tensor %s: cannot map", ln->label,
+				    j->t->name);
+			return rc;
+		}
+		if (l < nl)
+			j->x[l] = (const float *)(const void *)j->map[l].data;
+		else
+			j->xb = (const float *)(const void *)j->map[l].data;
+	}
+	return FL_OK;
+}
+
+static int mapped_crcs(struct mjob *j, size_t ti, char *err);
 
 static int
 mapped_tensor(struct pass *p, size_t ti, char *err)
 {
 	struct mjob j;
-	const size_t nl = p->nl;
-	int rc = FL_OK;
+	int rc;
 
-	pthread_once(&wide_once, wide_init);
-	memset(&j, 0, sizeof(j));
-	j.p = p;
-	j.t = &p->lane[0].h.t[ti];
-	j.numel = fl_tensor_numel(j.t);
-	j.bad = -1;
-	pthread_mutex_init(&j.mu, NULL);
-	pthread_cond_init(&j.cv, NULL);
-	/* --chunk sets the stripe (tests); whole blocks of 64 either way. */
-	j.S = p->a->o.chunk ? (p->a->o.chunk + 63) & ~(size_t)63 : STRIPE;
-	j.B = j.S < SUBBLK ? j.S : SUBBLK;
-	j.nstripes = (size_t)((j.numel + j.S - 1) / j.S);
-	if (!(j.map = calloc(nl, sizeof(*j.map))) || !(j.x = calloc(nl, sizeof(*j.x))) ||
-	    !(j.scrc = calloc(j.nstripes * nl, sizeof(*j.scrc))) ||
-	    !(j.ready = calloc(j.nstripes, 1))) {
-		rc = fl_err(err, FL_EFAIL, "out of memory");
+	if ((rc = mjob_open(&j, p, ti, err)))
 		goto out;
-	}
-	for (int r = 0; r < RING; r++)
-		if (!(j.slot[r] = aligned_alloc(64, j.S * sizeof(float)))) {
-			rc = fl_err(err, FL_EFAIL, "out of memory");
-			goto out;
-		}
-	for (int t = 0; t < p->pool.n; t++)
-		if (!(j.st[t] = aligned_alloc(64, nl * sizeof(struct crcst))) ||
-		    !(j.acc[t] = aligned_alloc(64, j.B * sizeof(double)))) {
-			rc = fl_err(err, FL_EFAIL, "out of memory");
-			goto out;
-		}
-	for (size_t l = 0; l < nl; l++) {
-		if ((rc = fl_reader_map(&p->lane[l].r, ti, &j.map[l], err))) {
-			if (rc == FL_EFAIL)
-				fl_err_prefix(err, "%s: tensor %s: cannot map", p->lane[l].label,
-				    j.t->name);
-			goto out;
-		}
-		j.x[l] = (const float *)(const void *)j.map[l].data;
-	}
 	pool_run(&p->pool, phase_mapped, &j);
-	if (j.bad >= 0) {
+	if (j.bad >= 0)
 		rc = mapped_bad(&j, err);
-		goto out;
-	}
-	if (j.rc) {
+	else if (j.rc)
 		rc = fl_err(err, j.rc, "%s", j.err);
-		goto out;
+	else
+		rc = mapped_crcs(&j, ti, err);
+out:
+	mjob_free(&j);
+	return rc;
+}
+
+/*
+ * The scan, mapped: each lane's CRC and first NaN or Inf, and the sums of
+ * the pairs needed, a stripe at a time, summed in stripe order after.
+ */
+static int
+scan_stripe(struct mjob *j, size_t s, int tid)
+{
+	int stop = 0;
+	struct pass *p = j->p;
+	const size_t nl = p->nl, n = nl, S = j->S, B = j->B, nc = j->nc;
+	const uint64_t off = (uint64_t)s * S;
+	const size_t k = (size_t)(j->numel - off < S ? j->numel - off : S);
+	struct crcst *st = j->st[tid];
+	double *ps = j->ps[tid];
+	size_t tail = wide ? k % 64 : 0;
+
+	for (size_t l = 0; l < nc; l++) {
+		st[l].init = 0xffffffffu;
+		st[l].started = 0;
+		st[l].crc = 0;
+		j->sbad[s * nc + l] = -1;
 	}
-	/* Each lane's CRC from its stripes', in order. */
-	uLong op = crc32_combine_gen((z_off_t)(j.S * sizeof(float)));
-	for (size_t l = 0; l < nl; l++) {
-		uLong c = j.scrc[l];
-		const uint32_t want = p->lane[l].h.t[ti].crc;
-		for (size_t s = 1; s < j.nstripes; s++) {
-			size_t len = (size_t)(j.numel - (uint64_t)s * j.S < j.S ?
-			    j.numel - (uint64_t)s * j.S : j.S) * sizeof(float);
-			c = len == j.S * sizeof(float) ?
-			    crc32_combine_op(c, j.scrc[s * nl + l], op) :
-			    crc32_combine(c, j.scrc[s * nl + l], (z_off_t)len);
+	memset(ps, 0, p->npairs * 8 * sizeof(double));
+	for (size_t b = 0; b < k; b += B) {
+		size_t kb = k - b < B ? k - b : B, kv = wide ? kb & ~(size_t)63 : kb;
+		const float *bx = j->xb ? j->xb + off + b : NULL;
+		for (size_t l = 0; l < nc; l++) {
+			const float *x = l < nl ? j->x[l] + off + b : bx;
+			fold_only(&st[l], x, kv);
+			if (j->sbad[s * nc + l] < 0 && any_nonfinite(x, kb)) {
+				j->sbad[s * nc + l] = (int64_t)(off + b) + first_nonfinite(x, kb);
+				stop |= l == nl || !p->a->o.skip_bad;
+			}
 		}
-		if ((uint32_t)c != want) {
-			rc = fl_err(err, FL_EBLOB, "%s: tensor %s: crc mismatch (stored "
-			    "%08x, computed %08x)", p->lane[l].label, j.t->name, want,
+		for (size_t q = 0; q < p->npairs; q++) {
+			size_t a = p->pairs[q] / n, c = p->pairs[q] % n;
+			pair_acc(ps + 8 * q, j->x[a] + off + b, j->x[c] + off + b, bx, kb);
+		}
+	}
+	for (size_t q = 0; q < p->npairs; q++)
+		j->sg[s * p->npairs + q] = pair_reduce(ps + 8 * q);
+	for (size_t l = 0; l < nc; l++) {
+		const float *x = l < nl ? j->x[l] : j->xb;
+		j->scrc[s * nc + l] = crcst_end(&st[l], x + off + k - tail,
+		    tail * sizeof(float));
+	}
+	return stop;
+}
+
+static void
+phase_scan(void *arg, int tid)
+{
+	struct mjob *j = arg;
+	struct pass *p = j->p;
+
+	pthread_mutex_lock(&j->mu);
+	while (!j->stop && j->next < j->nstripes) {
+		size_t s = j->next++;
+		int stop;
+		pthread_mutex_unlock(&j->mu);
+		stop = scan_stripe(j, s, tid);
+		pthread_mutex_lock(&j->mu);
+		j->stop |= stop;
+		j->ready[s] = 1;
+		while (j->written < j->nstripes && j->ready[j->written]) {
+			uint64_t o = (uint64_t)j->written * j->S;
+			size_t k = (size_t)(j->numel - o < j->S ? j->numel - o : j->S);
+			p->done += k * p->nl;
+			j->written++;
+			if ((o + k) * sizeof(float) - j->dropped >= DROP_EVERY)
+				drop_pages(j, (o + k) * sizeof(float));
+		}
+		report(p, p->npasses, 0);
+	}
+	pthread_mutex_unlock(&j->mu);
+}
+
+/* Each lane's CRC from its stripes', in order, against the header's. */
+static int
+mapped_crcs(struct mjob *j, size_t ti, char *err)
+{
+	struct pass *p = j->p;
+	const size_t nl = p->nl, nc = j->nc;
+	uLong op = crc32_combine_gen((z_off_t)(j->S * sizeof(float)));
+
+	for (size_t l = 0; l < nc; l++) {
+		struct lane *ln = l < nl ? &p->lane[l] : &p->base;
+		uLong c = j->scrc[l];
+		const uint32_t want = ln->h.t[ti].crc;
+		for (size_t s = 1; s < j->nstripes; s++) {
+			size_t len = (size_t)(j->numel - (uint64_t)s * j->S < j->S ?
+			    j->numel - (uint64_t)s * j->S : j->S) * sizeof(float);
+			c = len == j->S * sizeof(float) ?
+			    crc32_combine_op(c, j->scrc[s * nc + l], op) :
+			    crc32_combine(c, j->scrc[s * nc + l], (z_off_t)len);
+		}
+		if ((uint32_t)c != want)
+			return fl_err(err, FL_EBLOB, "%s: tensor %s: crc mismatch (stored "
+			    "%08x, computed %08x)", ln->label, j->t->name, want,
 			    (uint32_t)c);
-			goto out;
+	}
+	return FL_OK;
+}
+
+static int
+mapped_scan(struct pass *p, size_t ti, char *err)
+{
+	struct mjob j;
+	const size_t nl = p->nl;
+	int rc;
+
+	if ((rc = mjob_open(&j, p, ti, err)))
+		goto out;
+	pool_run(&p->pool, phase_scan, &j);
+	if (j.stop) {
+		/* A NaN or Inf that is an error: a corrupt lane goes first, then
+		 * the first stripe's bad base or lane. */
+		for (size_t l = 0; l < j.nc; l++) {
+			struct lane *ln = l < nl ? &p->lane[l] : &p->base;
+			uint32_t c = fl_crc32(0, j.map[l].data, (size_t)j.map[l].size);
+			if (c != ln->h.t[ti].crc) {
+				rc = fl_err(err, FL_EBLOB, "%s: tensor %s: crc mismatch "
+				    "(stored %08x, computed %08x)", ln->label, j.t->name,
+				    ln->h.t[ti].crc, c);
+				goto out;
+			}
 		}
+		for (size_t s = 0; s < j.nstripes; s++) {
+			const int64_t *sb = j.sbad + s * j.nc;
+			if (j.xb && sb[nl] >= 0) {
+				rc = lane_bad_error(&p->base, ti, sb[nl], j.xb[sb[nl]], err);
+				goto out;
+			}
+			for (size_t l = 0; l < nl && !p->a->o.skip_bad; l++)
+				if (sb[l] >= 0) {
+					rc = lane_bad_error(&p->lane[l], ti, sb[l], j.x[l][sb[l]], err);
+					goto out;
+				}
+		}
+	}
+	if ((rc = mapped_crcs(&j, ti, err)))
+		goto out;
+	for (size_t s = 0; s < j.nstripes; s++)
+		for (size_t l = 0; l < nl; l++)
+			if (j.sbad[s * j.nc + l] >= 0) {
+				p->lane[l].scan_bad = 1;
+				p->lane[l].in->bad = 1;
+			}
+	/* Into the thread's Gram matrix that the chunked scan would use. */
+	for (size_t q = 0; q < p->npairs; q++) {
+		double *g = &p->gram[q % (size_t)p->pool.n][p->pairs[q]];
+		for (size_t s = 0; s < j.nstripes; s++)
+			*g += j.sg[s * p->npairs + q];
 	}
 out:
 	mjob_free(&j);
@@ -1252,8 +1713,14 @@ scan(struct fl_agg *a, int npasses, char *err)
 
 	if ((rc = pass_open(&p, a, 1, err)))
 		goto out;
+	p.npasses = npasses;
 	for (size_t ti = 0; ti < h->ntensors; ti++) {
 		uint64_t numel = fl_tensor_numel(&h->t[ti]);
+		if (mappable(&p, ti)) {
+			if ((rc = mapped_scan(&p, ti, err)))
+				goto out;
+			continue;
+		}
 		if ((rc = pass_begin(&p, ti, err)))
 			goto out;
 		for (p.off = 0; p.off < numel; p.off += p.k) {
@@ -1582,7 +2049,7 @@ main_pass(struct fl_agg *a, int npasses, int out_fd, const char *out_name,
 	fl_header_init(&sin, "fl-avg-state");
 	if ((rc = pass_open(&p, a, 0, err)))
 		goto out;
-	server = a->has_base && (a->o.opt != FL_SOPT_SGD || a->o.sp.lr != 1);
+	p.server = server = a->has_base && (a->o.opt != FL_SOPT_SGD || a->o.sp.lr != 1);
 	if (server && (rc = state_open(a, &sr, &sin, &have, err)))
 		goto out;
 	for (size_t j = 0; j < p.nl; j++) {
@@ -1633,12 +2100,8 @@ main_pass(struct fl_agg *a, int npasses, int out_fd, const char *out_name,
 	for (size_t ti = 0; ti < h->ntensors; ti++) {
 		const struct fl_tensor *t = &h->t[ti];
 		uint64_t numel = fl_tensor_numel(t);
-		if (mappable(&p, ti)) {
-			if ((rc = mapped_tensor(&p, ti, err)))
-				goto out;
-			continue;
-		}
-		if ((rc = pass_begin(&p, ti, err)))
+		int mapped = mappable(&p, ti);
+		if (!mapped && (rc = pass_begin(&p, ti, err)))
 			goto out;
 		if (server && numel > p.mvcap) {
 			free(p.m);
@@ -1655,7 +2118,9 @@ main_pass(struct fl_agg *a, int npasses, int out_fd, const char *out_name,
 			goto out;
 		if (server && nv && (rc = state_tensor(&sr, have, &si, p.v, numel, err)))
 			goto out;
-		for (p.off = 0; p.off < numel; p.off += p.k) {
+		if (mapped && (rc = mapped_tensor(&p, ti, err)))
+			goto out;
+		for (p.off = 0; !mapped && p.off < numel; p.off += p.k) {
 			p.k = (size_t)(numel - p.off < p.chunk ? numel - p.off : p.chunk);
 			if ((rc = pass_chunk(&p, err)))
 				goto out;

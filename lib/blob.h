@@ -193,6 +193,30 @@ void fl_writer_abort(struct fl_writer *w);
 int fl_blob_write(int fd, const char *name, const struct fl_header *h,
     const void *const *data, int level, char *err);
 
+/*
+ * Incremental blob check: bytes are fed as they arrive; the header is held
+ * until it is whole and decoded, then each tensor's crc32 and the padding
+ * are checked on the fly, and bytes after the blob's end are refused
+ * (blob_check.c).
+ */
+struct fl_check {
+	const char *name;
+	struct fl_limits lim;
+	struct fl_buf head;	/* magic, hlen and header, until decoded */
+	struct fl_header h;
+	int have_header;
+	int done;
+	uint64_t pos;		/* bytes of the blob seen */
+	size_t cur;		/* tensor whose bytes come next */
+	uint32_t crc;
+};
+void fl_check_init(struct fl_check *k, const char *name);
+void fl_check_release(struct fl_check *k);
+/* Feed n bytes; more after the end is an error (FL_EBLOB). */
+int fl_check_feed(struct fl_check *k, const void *p, size_t n, char *err);
+/* At the end of the stream: FL_EBLOB when the blob is short. */
+int fl_check_end(struct fl_check *k, char *err);
+
 /* Float conversions between dtypes (n elements). */
 int fl_convert(void *dst, enum fl_dtype dt, const void *src, enum fl_dtype st,
     uint64_t n);

@@ -67,29 +67,6 @@ void fl_ptr_release(struct fl_ptr *p);
 /* "worker/id" into out. */
 void fl_ptr_format(const struct fl_ptr *p, char *out, size_t n);
 
-/*
- * Incremental blob check: bytes are fed as they arrive; the header is held
- * until it is whole and decoded, then each tensor's crc32 and the padding
- * are checked on the fly, and bytes after the blob's end are refused.
- */
-struct fl_check {
-	const char *name;
-	struct fl_limits lim;
-	struct fl_buf head;	/* magic, hlen and header, until decoded */
-	struct fl_header h;
-	int have_header;
-	int done;
-	uint64_t pos;		/* bytes of the blob seen */
-	size_t cur;		/* tensor whose bytes come next */
-	uint32_t crc;
-};
-void fl_check_init(struct fl_check *k, const char *name);
-void fl_check_release(struct fl_check *k);
-/* Feed n bytes; more after the end is an error (FL_EBLOB). */
-int fl_check_feed(struct fl_check *k, const void *p, size_t n, char *err);
-/* At the end of the stream: FL_EBLOB when the blob is short. */
-int fl_check_end(struct fl_check *k, char *err);
-
 /* Progress of a transfer: bytes done and expected (0: unknown). */
 typedef void (*fl_progress_fn)(void *arg, uint64_t done, uint64_t total);
 /* Where a fetched blob goes; an error code stops the transfer. */
@@ -132,6 +109,7 @@ int fl_client_opt(struct fl_client_opts *co, int code, const char *arg, char *er
 struct fl_client {
 	struct fl_client_opts o;
 	struct fl_workers ws;
+	long last_http;		/* status of the last upload's reply (0: none) */
 };
 
 /* Loads the workers file ($FL_WORKERS or the default). */

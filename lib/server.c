@@ -10,13 +10,13 @@
 #include <string.h>
 #include <sys/random.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include <curl/curl.h>
 
 #include "server_int.h"
 
-#define CHUNK (64 << 10)
 #define PAUSE_AT (8u << 20)	/* queued upload bytes that pause the socket */
 #define MAX_SMALL_BODY (16u << 20)	/* message and push bodies */
 #define MAX_EVENTS_QUEUED 256
@@ -377,6 +377,12 @@ req_free(struct req *r)
 		n = c->next;
 		free(c);
 	}
+	for (c = r->spare; c; c = n) {
+		n = c->next;
+		free(c);
+	}
+	free(r->fill);
+	free(r->rbuf);
 	if (r->up.tmp)
 		fl_store_abort(&r->up);
 	if (r->fd >= 0)
@@ -466,8 +472,14 @@ process_done(struct fl_server *s)
 			    (int)s->o.idle_timeout);
 			lws_rx_flow_control(r->wsi, 1);
 		}
-		if (what & DONE_REPLY)
+		if (what & DONE_REPLY) {
+			/* A reply before the whole body (a disk error): the
+			 * rest of the body is dropped, so the connection
+			 * cannot go on. */
+			if (r->body_kind != BODY_NONE && !r->body_complete)
+				r->close_after = 1;
 			go_write(r);
+		}
 	}
 }
 
@@ -548,6 +560,7 @@ reply_object(struct req *r, const char *id)
 		req_reply_err(r, status_of(rc), err);
 		return;
 	}
+	posix_fadvise(r->fd, 0, 0, POSIX_FADV_SEQUENTIAL);
 	r->status = 200;
 	r->ctype = FL_BLOB_MIME;
 	r->outlen = size;
@@ -690,16 +703,20 @@ begin_body(struct req *r, int kind, uint64_t limit)
 			r->close_after = 1;
 			return 1;
 		}
-		if ((rc = fl_store_begin(r->s->o.store, &r->up, err))) {
+		if ((rc = fl_store_begin_checked(r->s->o.store, &r->up,
+		    &r->s->lim, err))) {
 			req_reply_err(r, 500, err);
 			r->close_after = 1;
 			return 1;
 		}
 	}
 	if (!present || cl == 0) {
-		/* lws delivers no body callbacks without a length. */
+		/* lws 4.1 passes on a request body only up to its
+		 * Content-Length: a chunked one would be read as the next
+		 * request. */
 		if (!present && lws_hdr_total_length(r->wsi, WSI_TOKEN_HTTP_TRANSFER_ENCODING)) {
-			req_reply_err(r, 411, "send a Content-Length (chunked bodies are not taken)");
+			req_reply_err(r, 411, "send the body with a Content-Length: "
+			    "chunked request bodies (Transfer-Encoding) are not taken");
 			r->close_after = 1;
 			return 1;
 		}
@@ -707,6 +724,7 @@ begin_body(struct req *r, int kind, uint64_t limit)
 		srv_submit_body(r);
 		return 1;
 	}
+	r->clen = cl;
 	r->deadline = fl_monotonic() + r->s->o.idle_timeout;
 	lws_set_timeout(r->wsi, PENDING_TIMEOUT_HTTP_CONTENT, (int)r->s->o.idle_timeout);
 	return 0;
@@ -1004,8 +1022,23 @@ body_progress(struct req *r, size_t len)
 	return fl_monotonic() > r->deadline ? -1 : 0;
 }
 
+/* pread what the page cache holds of the range, never waiting for the
+ * disk: -1 with EAGAIN when none of it is there. */
+static ssize_t
+read_cached(int fd, void *p, size_t n, uint64_t off)
+{
+	struct iovec v = { p, n };
+	ssize_t got = preadv2(fd, &v, 1, (off_t)off, RWF_NOWAIT);
+
+	if (got < 0 && errno == EOPNOTSUPP)	/* tmpfs: memory anyway */
+		got = pread(fd, p, n, (off_t)off);
+	return got;
+}
+
 /* Write what is ready of the reply; returns -1 to close, 1 when an HTTP/2
- * stream's reply is complete.
+ * stream's reply is complete. A file's bytes come from the page cache here;
+ * when they are not there, a worker reads them (srv_read_piece), so the disk
+ * never holds up this thread.
  * One HTTP/1 request per connection: lws 4.1 mishandles a request pipelined
  * behind another on a kept-alive connection (it re-offers the end of its
  * body forever, or hands the body callback a buffer it has freed), so every
@@ -1015,11 +1048,11 @@ static int
 write_reply(struct req *r)
 {
 	struct lws *wsi = r->wsi;
-	unsigned char buf[LWS_PRE + CHUNK], *start = buf + LWS_PRE, *p = start,
-	    *end = buf + sizeof(buf) - 1;
+	unsigned char *start = r->s->sendbuf + LWS_PRE, *p = start,
+	    *end = start + SEND_CHUNK - 1;
 	size_t n;
 	ssize_t got;
-	int final;
+	int final, reading;
 
 	if (r->finished) {
 		if (!lws_partial_buffered(wsi))
@@ -1052,9 +1085,31 @@ write_reply(struct req *r)
 		lws_callback_on_writable(wsi);
 		return 0;
 	}
-	n = r->outlen - r->sent > CHUNK ? CHUNK : (size_t)(r->outlen - r->sent);
+	n = r->outlen - r->sent > SEND_CHUNK ? SEND_CHUNK :
+	    (size_t)(r->outlen - r->sent);
 	if (r->from_fd) {
-		got = pread(r->fd, start, n, (off_t)r->sent);
+		pthread_mutex_lock(&r->mu);
+		reading = r->reading;
+		if (reading == 2)
+			r->reading = 0;
+		pthread_mutex_unlock(&r->mu);
+		if (reading == 1)
+			return 0;	/* the worker asks for a write */
+		if (reading == 2) {
+			got = r->rgot;
+			start = r->rbuf + LWS_PRE;
+		} else if ((got = read_cached(r->fd, start, n, r->sent)) < 0 &&
+		    errno == EAGAIN) {
+			if (!r->rbuf &&
+			    !(r->rbuf = malloc(LWS_PRE + SEND_CHUNK)))
+				return -1;
+			pthread_mutex_lock(&r->mu);
+			r->reading = 1;
+			r->jobs++;
+			pthread_mutex_unlock(&r->mu);
+			srv_read_piece(r);
+			return 0;
+		}
 		if (got <= 0)
 			return -1;	/* the file shrank: cut the reply short */
 		n = (size_t)got;
@@ -1270,7 +1325,9 @@ callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 }
 
 static const struct lws_protocols protocols[] = {
-	{ "flkit", callback, sizeof(struct pss), 0, 0, NULL, 0 },
+	/* tx_packet_size: lws would otherwise send pt_serv_buf_size at a time
+	 * and copy the rest of each write aside */
+	{ "flkit", callback, sizeof(struct pss), 0, 0, NULL, SEND_CHUNK },
 	{ NULL, NULL, 0, 0, 0, NULL, 0 }
 };
 
@@ -1334,6 +1391,10 @@ fl_server_new(struct fl_server **out, const struct fl_server_opts *o, char *err)
 	*out = NULL;
 	if (!(s = calloc(1, sizeof(*s))))
 		return fl_err(err, FL_EFAIL, "out of memory");
+	if (!(s->sendbuf = malloc(LWS_PRE + SEND_CHUNK))) {
+		free(s);
+		return fl_err(err, FL_EFAIL, "out of memory");
+	}
 	s->o = *o;
 	if (!s->o.max_conns)
 		s->o.max_conns = 256;
@@ -1361,7 +1422,10 @@ fl_server_new(struct fl_server **out, const struct fl_server_opts *o, char *err)
 	}
 	/* Fits run side by side, one thread each: so does the dense math. */
 	fl_train_threads(1);
-	if (!(s->ds = calloc(o->ndatasets + 1, sizeof(*s->ds)))) {
+	pthread_mutex_init(&s->dmu, NULL);
+	if (!(s->ds = calloc(o->ndatasets + 1, sizeof(*s->ds))) ||
+	    !(s->dcache = calloc(o->ndatasets + 1, sizeof(*s->dcache))) ||
+	    !(s->dcached = calloc(o->ndatasets + 1, sizeof(*s->dcached)))) {
 		fl_server_free(s);
 		return fl_err(err, FL_EFAIL, "out of memory");
 	}
@@ -1388,6 +1452,9 @@ fl_server_new(struct fl_server **out, const struct fl_server_opts *o, char *err)
 	info.timeout_secs = s->o.idle_timeout;
 	info.timeout_secs_ah_idle = s->o.idle_timeout < 10 ? s->o.idle_timeout : 10;
 	info.keepalive_timeout = 30;
+	/* lws reads the socket into a buffer this large: request bodies come
+	 * in pieces of up to this much */
+	info.pt_serv_buf_size = SEND_CHUNK;
 	info.options = LWS_SERVER_OPTION_DISABLE_IPV6 * (strchr(o->addr, ':') == NULL);
 	if (o->tls_cert) {
 		info.options |= LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
@@ -1462,10 +1529,17 @@ fl_server_free(struct fl_server *s)
 	for (size_t i = 0; i < s->nds; i++)
 		fl_val_release(&s->ds[i]);
 	free(s->ds);
+	for (size_t i = 0; s->dcached && i < s->o.ndatasets; i++)
+		if (s->dcached[i])
+			fl_dataset_release(&s->dcache[i]);
+	free(s->dcache);
+	free(s->dcached);
+	pthread_mutex_destroy(&s->dmu);
 	if (s->curl_init)
 		curl_global_cleanup();
 	pthread_mutex_destroy(&s->qmu);
 	pthread_cond_destroy(&s->qcv);
 	pthread_cond_destroy(&s->fcv);
+	free(s->sendbuf);
 	free(s);
 }

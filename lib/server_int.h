@@ -8,6 +8,7 @@
 #include <libwebsockets.h>
 
 #include "blob.h"
+#include "data.h"
 #include "proto.h"
 #include "server.h"
 #include "store.h"
@@ -15,6 +16,7 @@
 #include "value.h"
 
 #define MAX_TICKETS 1024
+#define SEND_CHUNK (256u << 10)	/* replies go out this much at a time */
 
 enum { BODY_NONE, BODY_BLOB, BODY_MESSAGE, BODY_PUSH, BODY_FIT, BODY_FITREF, BODY_AGG };
 /* What a BODY_FIT request does with its model. */
@@ -23,7 +25,7 @@ enum { DONE_REPLY = 1, DONE_RESUME = 2, DONE_EVENT = 4 };
 
 struct chunk {
 	struct chunk *next;
-	size_t len;
+	size_t len, cap;
 	unsigned char data[];
 };
 
@@ -42,6 +44,9 @@ struct req {
 	int paused;			/* (mu) rx flow control is off */
 	struct chunk *qhead, *qtail;	/* (mu) upload bytes for the disk */
 	size_t qbytes;
+	struct chunk *spare;		/* (mu) written chunks, for reuse */
+	struct chunk *fill;		/* the chunk the body goes into now */
+	uint64_t clen;			/* the body's Content-Length */
 
 	/* the reply */
 	int busy;			/* a worker will produce it */
@@ -52,6 +57,10 @@ struct req {
 	struct fl_buf out;
 	int fd;
 	uint64_t outlen, sent;
+	/* from fd: a piece a worker read when the page cache had not */
+	int reading;			/* (mu) 1: a read under way, 2: done */
+	unsigned char *rbuf;		/* LWS_PRE + SEND_CHUNK */
+	ssize_t rgot;
 
 	/* the request */
 	int body_kind, body_complete;
@@ -114,6 +123,7 @@ struct fl_server {
 	struct fl_server_opts o;
 	struct lws_context *ctx;
 	int port;
+	unsigned char *sendbuf;		/* LWS_PRE + SEND_CHUNK (service) */
 	struct fl_limits lim;
 	uint64_t max_object;
 	struct fl_val *ds;
@@ -140,6 +150,11 @@ struct fl_server {
 	struct job *fhead, *ftail;
 	pthread_t *fthreads;
 	unsigned nfthreads, max_fits, nfits;
+	/* datasets kept after their first fit, one per --dataset (dmu): only
+	 * those whose x is mapped from the file, costing no memory of ours */
+	pthread_mutex_t dmu;
+	struct fl_dataset *dcache;
+	int *dcached;
 };
 
 void srv_log(struct fl_server *s, int level, const char *fmt, ...)
@@ -160,6 +175,8 @@ int srv_pool_start(struct fl_server *s, char *err);
 void srv_pool_stop(struct fl_server *s);
 /* A piece of the body: 1 when the socket should pause, -1 on failure. */
 int srv_body_chunk(struct req *r, const void *p, size_t n);
+/* Read r->fd's next piece of the reply into r->rbuf on a worker. */
+void srv_read_piece(struct req *r);
 /* The body is whole: start the work that replies. */
 void srv_submit_body(struct req *r);
 

@@ -22,6 +22,8 @@
 
 #define PAUSE_AT (8u << 20)
 #define RESUME_AT (2u << 20)
+#define CHUNK_CAP (1u << 20)	/* upload bytes go to disk this much at once */
+#define MAX_SPARE 2
 #define IS_UPLOAD(r) ((r)->body_kind == BODY_BLOB || (r)->body_kind == BODY_FIT)
 
 extern char **environ;
@@ -171,6 +173,46 @@ submit_fit(struct req *r, void (*fn)(struct req *))
 	pthread_mutex_unlock(&s->qmu);
 }
 
+/* A chunk for at least want bytes of the body: a spare one, or new. */
+static struct chunk *
+chunk_get(struct req *r, size_t want)
+{
+	struct chunk *c;
+	size_t cap = want < CHUNK_CAP ? want : CHUNK_CAP;
+
+	pthread_mutex_lock(&r->mu);
+	if ((c = r->spare) && c->cap >= cap)
+		r->spare = c->next;
+	else
+		c = NULL;
+	pthread_mutex_unlock(&r->mu);
+	if (!c && (c = malloc(sizeof(*c) + cap)))
+		c->cap = cap;
+	if (c) {
+		c->next = NULL;
+		c->len = 0;
+	}
+	return c;
+}
+
+/* A written chunk: kept for the next bytes (a few), else freed. */
+static void
+chunk_put(struct req *r, struct chunk *c)
+{
+	size_t n = 0;
+
+	pthread_mutex_lock(&r->mu);
+	for (struct chunk *x = r->spare; x; x = x->next)
+		n++;
+	if (c->cap == CHUNK_CAP && n < MAX_SPARE && !r->body_done) {
+		c->next = r->spare;
+		r->spare = c;
+		c = NULL;
+	}
+	pthread_mutex_unlock(&r->mu);
+	free(c);
+}
+
 /* Uploads: chunks go to the temp file in order; when the body is whole,
  * the file is validated and committed. One job at a time per upload. */
 static void
@@ -208,7 +250,7 @@ job_upload(struct req *r)
 		if (!werr && !r->failed && r->up.fd >= 0 &&
 		    fl_store_write(&r->up, c->data, c->len, err))
 			werr = FL_EIO;
-		free(c);
+		chunk_put(r, c);
 		if (resume)
 			req_done(r, DONE_RESUME, 0);
 		if (werr) {
@@ -225,20 +267,18 @@ job_upload(struct req *r)
 	{
 		char id[FL_ID_LEN + 1];
 		struct fl_val info;
-		int rc = fl_store_commit(r->s->o.store, &r->up, &r->s->lim, r->tag, id,
-		    &info, err);
-		if (rc == FL_OK && r->body_kind == BODY_FIT) {
-			/* The model is whole and valid: train on it (the job goes on). */
-			fl_val_release(&info);
-			free(r->arg);
-			if (!(r->arg = strdup(id))) {
-				fl_store_delete(r->s->o.store, id, NULL, 0, err);
-				req_reply_err(r, 500, "out of memory");
-				req_done(r, DONE_REPLY, 1);
+		int rc;
+		if (r->body_kind == BODY_FIT) {
+			/* A model to train or evaluate is used once: checked, read
+			 * from its temp file, never stored (nor fsynced). */
+			if ((rc = fl_store_check(&r->up, &r->s->lim, err)) == FL_OK) {
+				submit_fit(r, job_fit);
 				return;
 			}
-			submit_fit(r, job_fit);
-			return;
+			fl_val_nil(&info);
+		} else {
+			rc = fl_store_commit(r->s->o.store, &r->up, &r->s->lim, r->tag,
+			    id, &info, err);
 		}
 		if (rc == FL_OK) {
 			req_reply_val(r, 201, &info);
@@ -257,29 +297,26 @@ job_upload(struct req *r)
 	}
 }
 
-int
-srv_body_chunk(struct req *r, const void *p, size_t n)
+/* Queue the filled chunk for the disk; 1 when the socket should pause. */
+static int
+chunk_queue(struct req *r)
 {
-	struct chunk *c;
+	struct chunk *c = r->fill;
 	int pause = 0;
 
-	if (!IS_UPLOAD(r))
-		return fl_buf_add(&r->body, p, n) ? -1 : 0;
-	if (!(c = malloc(sizeof(*c) + n)))
-		return -1;
-	c->next = NULL;
-	c->len = n;
-	memcpy(c->data, p, n);
+	if (!c || !c->len)
+		return 0;
+	r->fill = NULL;
 	pthread_mutex_lock(&r->mu);
 	if (r->qtail)
 		r->qtail->next = c;
 	else
 		r->qhead = c;
 	r->qtail = c;
-	r->qbytes += n;
+	r->qbytes += c->len;
 	if (!r->paused && r->qbytes > PAUSE_AT)
 		pause = r->paused = 1;
-	if (!r->scheduled) {
+	if (!r->scheduled && !r->body_done) {
 		r->scheduled = 1;
 		r->jobs++;
 		pthread_mutex_unlock(&r->mu);
@@ -288,6 +325,65 @@ srv_body_chunk(struct req *r, const void *p, size_t n)
 	}
 	pthread_mutex_unlock(&r->mu);
 	return pause;
+}
+
+/* Body bytes gather in chunks of up to CHUNK_CAP, each written whole by a
+ * worker: few wake-ups and large writes whatever size lws delivers. */
+int
+srv_body_chunk(struct req *r, const void *p, size_t n)
+{
+	const unsigned char *b = p;
+	int pause = 0;
+
+	if (!IS_UPLOAD(r))
+		return fl_buf_add(&r->body, p, n) ? -1 : 0;
+	while (n) {
+		struct chunk *c = r->fill;
+		size_t take;
+		if (!c) {
+			/* the body's bytes not yet in a chunk (received counts
+			 * all of this piece already) */
+			uint64_t left = r->clen - (r->received - n);
+			if (left < n)
+				left = n;
+			if (left > CHUNK_CAP)
+				left = CHUNK_CAP;
+			if (!(c = r->fill = chunk_get(r, (size_t)left)))
+				return -1;
+		}
+		take = c->cap - c->len < n ? c->cap - c->len : n;
+		memcpy(c->data + c->len, b, take);
+		c->len += take;
+		b += take;
+		n -= take;
+		if (c->len == c->cap)
+			pause |= chunk_queue(r);
+	}
+	return pause;
+}
+
+/* The next piece of a reply from a file the page cache did not hold. */
+static void
+job_read(struct req *r)
+{
+	uint64_t left = r->outlen - r->sent;
+	size_t n = left > SEND_CHUNK ? SEND_CHUNK : (size_t)left;
+	ssize_t got;
+
+	while ((got = pread(r->fd, r->rbuf + LWS_PRE, n, (off_t)r->sent)) < 0 &&
+	    errno == EINTR)
+		;
+	r->rgot = got;
+	pthread_mutex_lock(&r->mu);
+	r->reading = 2;
+	pthread_mutex_unlock(&r->mu);
+	req_done(r, DONE_REPLY, 1);
+}
+
+void
+srv_read_piece(struct req *r)
+{
+	submit(r, job_read);
 }
 
 /* Custom messages: PROGRAM with the body on stdin, its stdout the reply. */
@@ -623,7 +719,7 @@ fit_progress(void *arg, const struct fl_train_progress *p)
 	fl_val_map(&v);
 	if (fl_map_set_str(&v, "event", "progress") ||
 	    fl_map_set_str(&v, "dataset", r->dsref->key) ||
-	    fl_map_set_str(&v, "model", r->arg) ||
+	    (r->arg && fl_map_set_str(&v, "model", r->arg)) ||
 	    fl_map_set_uint(&v, "epoch", (uint64_t)p->epoch) ||
 	    fl_map_set_uint(&v, "epochs", (uint64_t)p->epochs) ||
 	    fl_map_set_uint(&v, "step", p->step) ||
@@ -638,6 +734,47 @@ fit_progress(void *arg, const struct fl_train_progress *p)
 	}
 	srv_event_post(r->s, &v);
 	return 0;
+}
+
+/*
+ * The dataset of ref for a fit: the one kept since an earlier fit, or
+ * loaded now into own. One whose x is mapped from the file is then kept
+ * for the fits to come (it holds no memory of the worker's own, only page
+ * cache); *owned says whether the caller must release own.
+ */
+static int
+dataset_get(struct fl_server *s, const struct fl_dataset_ref *ref,
+    const struct fl_dataset **d, struct fl_dataset *own, int *owned, char *err)
+{
+	size_t i = (size_t)(ref - s->o.datasets);
+	int rc;
+
+	*owned = 0;
+	pthread_mutex_lock(&s->dmu);
+	if (s->dcached[i]) {
+		*d = &s->dcache[i];
+		pthread_mutex_unlock(&s->dmu);
+		return FL_OK;
+	}
+	pthread_mutex_unlock(&s->dmu);
+	if ((rc = fl_dataset_load(own, ref->path, err)))
+		return rc;
+	pthread_mutex_lock(&s->dmu);
+	if (!s->dcached[i] && own->xmap.base) {
+		s->dcache[i] = *own;
+		s->dcached[i] = 1;
+		fl_dataset_init(own);
+	}
+	if (s->dcached[i]) {
+		*d = &s->dcache[i];
+		pthread_mutex_unlock(&s->dmu);
+		fl_dataset_release(own);	/* another fit kept its own first */
+		return FL_OK;
+	}
+	pthread_mutex_unlock(&s->dmu);
+	*d = own;
+	*owned = 1;
+	return FL_OK;
 }
 
 /* A message that replaces err, keeping err's text after prefix. */
@@ -682,7 +819,8 @@ job_fit(struct req *r)
 	struct fl_header h;
 	struct fl_arch arch;
 	struct fl_net net;
-	struct fl_dataset d;
+	struct fl_dataset own;
+	const struct fl_dataset *d;
 	struct fl_train_result res;
 	struct fl_eval_result eres;
 	struct fl_upload up;
@@ -694,16 +832,19 @@ job_fit(struct req *r)
 	off_t end;
 
 	fl_val_nil(&info);
-	if (!(path = fl_store_path(s->o.store, r->arg))) {
+	if (!r->keep_input)
+		path = NULL;	/* the upload's temp file */
+	else if (!(path = fl_store_path(s->o.store, r->arg))) {
 		status = 500;
 		snprintf(err, sizeof(err), "out of memory");
 		goto fail;
 	}
-	rc = fl_reader_open(&rd, path, err);
+	rc = fl_reader_open(&rd, path ? path : r->up.tmp, err);
 	free(path);
 	if (rc) {
 		char kind[80];
-		if (fl_store_kind(s->o.store, r->arg, kind, sizeof(kind))) {
+		if (r->keep_input && fl_store_kind(s->o.store, r->arg, kind,
+		    sizeof(kind))) {
 			/* deleted since the request named it */
 			status = 404;
 			snprintf(err, sizeof(err), "model: no object %s", r->arg);
@@ -732,12 +873,11 @@ job_fit(struct req *r)
 	}
 	fl_reader_close(&rd);
 	ropen = 0;
-	if ((rc = fl_dataset_load(&d, r->dsref->path, err))) {
+	if ((rc = dataset_get(s, r->dsref, &d, &own, &dopen, err))) {
 		status = 500;
 		goto fail;
 	}
-	dopen = 1;
-	if ((rc = fl_train_check(&net, &d, err))) {
+	if ((rc = fl_train_check(&net, d, err))) {
 		char pre[160];
 		snprintf(pre, sizeof(pre), "the model does not fit dataset %s: ",
 		    r->dsref->key);
@@ -746,22 +886,22 @@ job_fit(struct req *r)
 		goto fail;
 	}
 	if (eval) {
-		if ((rc = fl_eval(&net, &d, &eres, err))) {
+		if ((rc = fl_eval(&net, d, &eres, err))) {
 			status = status_of(rc);
 			goto fail;
 		}
 		reply_eval(r, &eres);
 		srv_log(s, FL_LOG_INFO, "evaluated %s on %s: loss %.4f, %llu samples",
-		    r->arg, r->dsref->key, eres.loss,
+		    r->arg ? r->arg : "a model", r->dsref->key, eres.loss,
 		    (unsigned long long)eres.samples);
 		goto done;
 	}
-	srv_log(s, FL_LOG_INFO, "fit of %s on %s: %d epoch(s), batch %d", r->arg,
-	    r->dsref->key, r->fit.epochs, r->fit.batch);
+	srv_log(s, FL_LOG_INFO, "fit of %s on %s: %d epoch(s), batch %d",
+	    r->arg ? r->arg : "a model", r->dsref->key, r->fit.epochs, r->fit.batch);
 	r->fit.progress = fit_progress;
 	r->fit.arg = r;
 	r->last_progress = fl_monotonic();
-	rc = fl_fit(&net, &d, &r->fit, &res, err);
+	rc = fl_fit(&net, d, &r->fit, &res, err);
 	r->fit.progress = NULL;
 	if (rc) {
 		status = rc == FL_EDATA ? 422 : status_of(rc);
@@ -796,7 +936,8 @@ job_fit(struct req *r)
 	req_reply_val(r, 201, &info);
 	set_event(r, "fitted", id, fl_map_get_str(&info, "kind"));
 	srv_log(s, FL_LOG_INFO, "fitted %s on %s: %s, %llu samples, loss %.4f, "
-	    "%.3f s", r->arg, r->dsref->key, id, (unsigned long long)res.samples,
+	    "%.3f s", r->arg ? r->arg : "a model", r->dsref->key, id,
+	    (unsigned long long)res.samples,
 	    res.loss, res.seconds);
 	goto done;
 fail:
@@ -806,14 +947,14 @@ done:
 	if (ropen)
 		fl_reader_close(&rd);
 	if (dopen)
-		fl_dataset_release(&d);
+		fl_dataset_release(&own);
 	if (nopen)
 		fl_net_release(&net);
 	if (hopen)
 		fl_header_release(&h);
 	fl_val_release(&info);
-	if (!r->keep_input)
-		fl_store_delete(s->o.store, r->arg, NULL, 0, err);
+	if (r->up.tmp)
+		fl_store_abort(&r->up);
 	req_done(r, DONE_REPLY | DONE_EVENT, 1);
 }
 
@@ -1014,6 +1155,8 @@ done:
 void
 srv_submit_body(struct req *r)
 {
+	if (IS_UPLOAD(r))
+		chunk_queue(r);
 	pthread_mutex_lock(&r->mu);
 	r->body_done = 1;
 	r->busy = 1;

@@ -362,10 +362,19 @@ fl_store_room(struct fl_store *s, uint64_t n, char *err)
 	return rc;
 }
 
+/* The check of a fl_store_begin_checked upload. */
+struct fl_upload_check {
+	struct fl_check k;
+	int rc;			/* the first error */
+	char err[FL_ERRLEN];
+};
+
 int
 fl_store_begin(struct fl_store *s, struct fl_upload *u, char *err)
 {
 	u->bytes = 0;
+	u->flushed = 0;
+	u->check = NULL;
 	if (!(u->tmp = join(s->tmpdir, "up.XXXXXX")))
 		return fl_err(err, FL_EFAIL, "out of memory");
 	if ((u->fd = mkostemp(u->tmp, O_CLOEXEC)) < 0) {
@@ -378,13 +387,63 @@ fl_store_begin(struct fl_store *s, struct fl_upload *u, char *err)
 }
 
 int
+fl_store_begin_checked(struct fl_store *s, struct fl_upload *u,
+    const struct fl_limits *lim, char *err)
+{
+	struct fl_upload_check *c;
+	int rc;
+
+	if (!(c = calloc(1, sizeof(*c))))
+		return fl_err(err, FL_EFAIL, "out of memory");
+	if ((rc = fl_store_begin(s, u, err))) {
+		free(c);
+		return rc;
+	}
+	fl_check_init(&c->k, "upload");
+	c->k.lim = *lim;
+	u->check = c;
+	return FL_OK;
+}
+
+/* Written bytes go to the disk as they come, so that dirty pages stay
+ * few and the fsync at the commit has little left to do. */
+#define FLUSH_EVERY (8u << 20)
+
+int
 fl_store_write(struct fl_upload *u, const void *p, size_t n, char *err)
 {
+	struct fl_upload_check *c = u->check;
+
+	if (c && !c->rc && (c->rc = fl_check_feed(&c->k, p, n, c->err)))
+		u->bytes += n;	/* the blob is bad: keep no more of it */
+	if (c && c->rc)
+		return FL_OK;
 	/* The temp file's path is the worker's business, not the client's. */
 	if (fl_write_full(u->fd, p, n))
 		return fl_errno(err, FL_EIO, "cannot write the upload to the store");
 	u->bytes += n;
+	if (u->bytes - u->flushed >= FLUSH_EVERY) {
+		/* Start writeback of this stretch and wait for the one before
+		 * (a no-op on tmpfs; errors surface at the fsync). */
+		if (u->flushed >= FLUSH_EVERY)
+			sync_file_range(u->fd, (off_t)(u->flushed - FLUSH_EVERY),
+			    FLUSH_EVERY, SYNC_FILE_RANGE_WAIT_BEFORE |
+			    SYNC_FILE_RANGE_WRITE | SYNC_FILE_RANGE_WAIT_AFTER);
+		sync_file_range(u->fd, (off_t)u->flushed,
+		    (off_t)(u->bytes - u->flushed), SYNC_FILE_RANGE_WRITE);
+		u->flushed = u->bytes;
+	}
 	return FL_OK;
+}
+
+static void
+check_free(struct fl_upload *u)
+{
+	if (u->check) {
+		fl_check_release(&u->check->k);
+		free(u->check);
+		u->check = NULL;
+	}
 }
 
 void
@@ -397,6 +456,29 @@ fl_store_abort(struct fl_upload *u)
 		unlink(u->tmp);
 	free(u->tmp);
 	u->tmp = NULL;
+	check_free(u);
+}
+
+/* What the check of a checked upload found; *again when the blob has
+ * tensors it cannot vouch for alone (deflated ones must be inflated). */
+static int
+checked(struct fl_upload *u, int *again, char *err)
+{
+	struct fl_upload_check *c = u->check;
+	const char *kind = c->k.h.kind;
+	int rc;
+
+	*again = 0;
+	if (c->rc)
+		return fl_err(err, c->rc, "%s", c->err);
+	if ((rc = fl_check_end(&c->k, err)))
+		return rc;
+	if (!kind || !kind[0] || strlen(kind) > 64)
+		return fl_err(err, FL_EBLOB, "blob kind must be 1 to 64 bytes");
+	for (size_t i = 0; i < c->k.h.ntensors; i++)
+		if (c->k.h.t[i].enc != FL_RAW)
+			*again = 1;
+	return FL_OK;
 }
 
 /* Exactly one blob, every byte checked. */
@@ -456,11 +538,16 @@ fl_store_commit(struct fl_store *s, struct fl_upload *u,
 {
 	struct entry e;
 	char *path = NULL;
-	int rc, tries;
+	int rc, tries, again;
 
 	if (info)
 		fl_val_nil(info);
-	if ((rc = validate(u->tmp, u->bytes, lim, err)))
+	again = 1;
+	rc = u->check ? checked(u, &again, err) : FL_OK;
+	check_free(u);
+	if (rc == FL_OK && again)
+		rc = validate(u->tmp, u->bytes, lim, err);
+	if (rc)
 		goto fail;
 	if ((rc = fl_store_room(s, u->bytes, err)))
 		goto fail;
@@ -513,6 +600,16 @@ fail:
 	free(path);
 	fl_store_abort(u);
 	return rc;
+}
+
+int
+fl_store_check(struct fl_upload *u, const struct fl_limits *lim, char *err)
+{
+	int rc, again = 1;
+
+	if (u->check && (rc = checked(u, &again, err)))
+		return rc;
+	return again ? validate(u->tmp, u->bytes, lim, err) : FL_OK;
 }
 
 char *

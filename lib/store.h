@@ -35,9 +35,20 @@ struct fl_upload {
 	int fd;
 	char *tmp;		/* the temp file's path */
 	uint64_t bytes;
+	uint64_t flushed;	/* bytes handed to writeback so far */
+	struct fl_upload_check *check;	/* fl_store_begin_checked's */
 };
 
 int fl_store_begin(struct fl_store *s, struct fl_upload *u, char *err);
+/*
+ * As fl_store_begin, and fl_store_write checks every byte as it passes
+ * (fl_check within lim), so that fl_store_commit need not read the file
+ * back. Then all bytes must go through fl_store_write. A bad blob is no
+ * write error: its bytes from there on are dropped and fl_store_commit
+ * returns the error.
+ */
+int fl_store_begin_checked(struct fl_store *s, struct fl_upload *u,
+    const struct fl_limits *lim, char *err);
 int fl_store_write(struct fl_upload *u, const void *p, size_t n, char *err);
 /*
  * Validate every byte of the upload as exactly one blob within lim (magic,
@@ -51,6 +62,10 @@ int fl_store_commit(struct fl_store *s, struct fl_upload *u,
     const struct fl_limits *lim, const char *tag, char *id, struct fl_val *info,
     char *err);
 void fl_store_abort(struct fl_upload *u);
+/* Validate the upload as fl_store_commit does, without storing it: for a
+ * blob used once and thrown away (a model sent to be trained). */
+int fl_store_check(struct fl_upload *u, const struct fl_limits *lim,
+    char *err);
 
 /* Open an object read-only; FL_ENOTFOUND when there is none. */
 int fl_store_open_object(struct fl_store *s, const char *id, int *fd,

@@ -259,11 +259,14 @@ import os
 if os.environ.get("NAN_AT"):
     w[int(os.environ["NAN_AT"])] = float("nan")
 b = array.array("f", [seed, -seed, 0.5])
+dt = os.environ.get("DTYPE", "f32")
+if dt == "f64":	# the same values, read by the chunked reader, not mapped
+    w, b = array.array("d", w), array.array("d", b)
 tens, data = [], []
 for name, a in (("w", w), ("b", b)):
     raw = a.tobytes()
     data.append(raw)
-    tens.append({"name": name, "dtype": "f32", "shape": [len(a)], "enc": "raw",
+    tens.append({"name": name, "dtype": dt, "shape": [len(a)], "enc": "raw",
                  "size": len(raw), "crc32": zlib.crc32(raw)})
 hdr = pack({"v": 1, "kind": "model", "meta": {"samples": samples, "round": 1},
             "tensors": tens})
@@ -310,6 +313,57 @@ print("%.6f [2.375, -2.375, 0.5]" % ((v[0] + 3 * v[1] + 4 * v[2]) / 8))')"
 	run -0 crcs m2.blob; assert_output "$want"
 }
 
+# same_values A B: the tensors of A and B hold the same float32 values
+same_values() {
+	python3 - "$FIXTURES" "$1" "$2" <<'PY'
+import array, sys
+sys.path.insert(0, sys.argv[1])
+from mkblob import dump
+a, b = (dump(open(p, "rb").read())[0]["tensors"] for p in sys.argv[2:4])
+for name in a:
+    x, y = array.array("f", a[name]), array.array("f", b[name])
+    bad = [i for i in range(len(x)) if x[i] != y[i] and x[i] == x[i]]
+    if len(x) != len(y) or bad:
+        sys.exit("tensor %s: %d of %d differ, first at %s" % (name, len(bad), len(x), bad[:1]))
+PY
+}
+
+@test "fl-avg: mapped --base, --clip, server optimizers, krum and --skip-bad agree with the chunked reader" {
+	for i in 1 2 3 4 5; do
+		bigmodel g$i.blob 20000 $i $i
+		DTYPE=f64 bigmodel d$i.blob 20000 $i $i
+	done
+	bigmodel gb.blob 20000 1 9
+	DTYPE=f64 bigmodel db.blob 20000 1 9
+	NAN_AT=15000 bigmodel gn.blob 20000 2 6
+	NAN_AT=15000 DTYPE=f64 bigmodel dn.blob 20000 2 6
+	for opts in "--base ?b.blob --clip 100" "--base ?b.blob --clip 100 --noise 0.5 --seed 7" \
+	    "--base ?b.blob --server-opt adam --server-lr 0.1 --state ST" \
+	    "--base ?b.blob --server-opt momentum --server-lr 0.5 --clip 150" \
+	    "--base ?b.blob --server-opt sgd --server-lr 0.7" \
+	    "--method median --base ?b.blob --clip 100" \
+	    "--method trimmed-mean --trim 0.2 --base ?b.blob --clip 100" \
+	    "--method krum --byzantine 1 --multi 2" \
+	    "--method krum --byzantine 1 --base ?b.blob --clip 100" \
+	    "--skip-bad ?n.blob"; do
+		# f32 inputs are mapped (stripes of 2048); f64 go through the reader
+		# in chunks of 2048; the generic kernels sum in the same order.
+		run -0 fl-avg --chunk 2048 -o f.blob ${opts//\?/g} g1.blob g2.blob g3.blob g4.blob g5.blob
+		run -0 crcs f.blob; want=$output
+		rm -f ST
+		FL_AGG_GENERIC=1 run -0 fl-avg --threads 1 --chunk 2048 -o s.blob ${opts//\?/g} \
+		    g1.blob g2.blob g3.blob g4.blob g5.blob
+		run -0 crcs s.blob; [ "$output" = "$want" ] || { echo "$opts: $output != $want"; false; }
+		rm -f ST
+		run -0 fl-avg --threads 1 --chunk 2048 -o r.blob ${opts//\?/d} d1.blob d2.blob \
+		    d3.blob d4.blob d5.blob
+		run -0 same_values f.blob r.blob || { echo "$opts: $output"; false; }
+		rm -f ST
+	done
+	run -0 meta f.blob skipped
+	assert_output '["gn.blob"]'
+}
+
 @test "fl-avg: a flipped byte in a big mapped tensor is caught; nothing is left" {
 	bigmodel g1.blob 1100003 1 1
 	bigmodel g2.blob 1100003 3 2
@@ -339,4 +393,18 @@ print("%.6f [2.375, -2.375, 0.5]" % ((v[0] + 3 * v[1] + 4 * v[2]) / 8))')"
 		stderr_has 'n.blob: tensor w holds NaN at element 777777'
 		[ ! -e out.blob ]
 	done
+	# The same with a base, in the first pass (--clip, krum) and the second.
+	for o in "--base g1.blob --clip 1" "--base g1.blob --server-opt adam" \
+	    "--method krum --byzantine 0" "--method median --base g1.blob --clip 1"; do
+		run -4 --separate-stderr fl-avg $o -o out.blob g2.blob bad.blob g1.blob
+		stderr_has 'bad.blob: tensor w: crc mismatch'
+		run -10 --separate-stderr fl-avg $o -o out.blob g2.blob n.blob g1.blob
+		stderr_has 'n.blob: tensor w holds NaN at element 777777'
+		[ ! -e out.blob ]
+	done
+	run -4 --separate-stderr fl-avg --base bad.blob --clip 1 -o out.blob g1.blob g2.blob
+	stderr_has 'bad.blob: tensor w: crc mismatch'
+	run -10 --separate-stderr fl-avg --base n.blob --server-opt yogi -o out.blob g1.blob g2.blob
+	stderr_has 'n.blob: tensor w holds NaN at element 777777'
+	[ ! -e out.blob ]
 }

@@ -211,6 +211,25 @@ for i in range(200000):
 	[[ $stderr == *"1 of 2 answered within 1 s"* ]]
 }
 
+@test "fl-fit --dataset: a busy worker (503) is asked again" {
+	local port
+	port=$(free_port)
+	python3 "$FIXTURES/fakeworker.py" --port "$port" --busy 2 3>&- &
+	EXTRA_PID=$!
+	wait_for curl -sf "http://127.0.0.1:$port/v1/health"
+	echo "busy http://127.0.0.1:$port" >> "$FL_WORKERS"
+	run -0 --separate-stderr fl-fit -v --dataset train w1 busy < "$D/m.blob"
+	run -0 curl -sf -H 'Accept: application/json' "http://127.0.0.1:$port/v1/fits"
+	assert_output '{"fits": 3}'
+	# ... but not past the round's deadline
+	kill "$EXTRA_PID"
+	python3 "$FIXTURES/fakeworker.py" --port "$port" --busy 100 3>&- &
+	EXTRA_PID=$!
+	wait_for curl -sf "http://127.0.0.1:$port/v1/health"
+	run -9 --separate-stderr fl-fit --dataset train --timeout 2 w1 busy < "$D/m.blob"
+	[[ $stderr == *"busy: no answer within 2 s"* ]]
+}
+
 @test "fl-fit --dataset --parallel 1: one worker at a time, all answered" {
 	fl-fit -q --dataset train --parallel 1 w3 w2 w1 < "$D/m.blob" > fits.blob
 	run -0 blobs fits.blob
@@ -288,5 +307,20 @@ print("ok")'
 	run -2 fl-avg --on w2 --byzantine 1 $(cat ptrs)
 	run -2 fl-avg --on w2 --state a/b --base "$base" --server-opt adam $(cat ptrs)
 	run -2 --separate-stderr fl-avg --on w2 --method krum --byzantine 5 $(cat ptrs)
-	run -2 fl-avg --connect-timeout 3 "$D/m.blob"
+}
+
+@test "fl-avg POINTER...: pointers are fetched, checked, and averaged here" {
+	run -0 fl-fit --pointers --dataset train w1 w2 w3 < "$D/m.blob"
+	printf '%s\n' "$output" > ptrs
+	run -0 fl-avg $(cat ptrs) -o a.blob
+	while read -r p; do fl-get "$p"; done < ptrs > in.blob
+	fl-avg in.blob -o b.blob
+	run -0 python3 -c 'import json, subprocess
+t = [json.loads(subprocess.check_output(["fl-pack", "info", "--json", p]))
+     for p in ("a.blob", "b.blob")]
+assert [x["crc32"] for x in t[0]["tensors"]] == [x["crc32"] for x in t[1]["tensors"]]'
+	# a file of that name wins; an unknown name is a missing file
+	run -6 --separate-stderr fl-avg nosuch
+	run -6 --separate-stderr fl-avg w1/0123456789abcdef
+	[[ $stderr == *"w1"*"no such object"* ]]
 }

@@ -161,6 +161,33 @@ assert x["kind"] == "model" and x["bytes"] > 0 and "created" in x and "meta" in 
 	[ -z "$(ls "$D/sa/tmp")" ]
 }
 
+@test "fl-serve: a chunked body gets 411 saying to send a Content-Length" {
+	local before after
+	before=$(ls "$D/sa/objects" | wc -l)
+	[ "$(code POST "$A/v1/objects" "${RW[@]}" "${J[@]}" -H 'Transfer-Encoding: chunked' \
+	    --data-binary @"$D/m1.blob")" = 411 ]
+	grep -q 'Content-Length: chunked request bodies' body
+	after=$(ls "$D/sa/objects" | wc -l)
+	[ "$before" = "$after" ]
+	# the connection was closed, the server serves on
+	[ "$(code GET "$A/v1/health")" = 200 ]
+}
+
+@test "fl-serve: a blob of several MiB goes in and out whole, from a cold page cache too" {
+	local id
+	fl-pack init --arch 1500,1500 --seed 4 -o big.blob	# 9 MB: many pieces
+	id=$(store "$B" big.blob)
+	curl -sf -o got "$B/v1/objects/$id"
+	cmp got big.blob
+	# Out of the page cache, the file is read on a worker thread.
+	python3 -c 'import os, sys
+fd = os.open(sys.argv[1], os.O_RDONLY)
+os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)' "$D/sb/objects/$id"
+	curl -sf -o got "$B/v1/objects/$id"
+	cmp got big.blob
+	curl -sf -X DELETE "$B/v1/objects/$id"
+}
+
 @test "fl-serve: custom messages: a reply, an unknown name, a hang, a flood" {
 	echo hello > msg
 	run -0 curl -sf "${RW[@]}" --data-binary @msg "$A/v1/messages/echo"

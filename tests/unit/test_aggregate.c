@@ -279,6 +279,152 @@ test_stream(void)
 	    "refused: %s", err);
 }
 
+/* A model blob with one tensor "w" [k] (big enough to be mapped). */
+static void
+mkbig(const char *name, const float *v, size_t k, double samples)
+{
+	struct fl_header h;
+	uint64_t sw[1] = { k };
+	const void *data[1] = { v };
+	char path[256], err[FL_ERRLEN];
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	fl_header_init(&h, "model");
+	fl_map_set_float(&h.meta, "samples", samples);
+	fl_header_add(&h, "w", FL_F32, 1, sw);
+	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+	if (fl_blob_write(fd, path, &h, data, 6, err))
+		printf("# mkbig: %s\n", err);
+	close(fd);
+	fl_header_release(&h);
+}
+
+/* Run fl_agg over big inputs into out (k floats); the selection for Krum. */
+static int
+run_big(struct fl_agg_opts *o, const char *const *names, size_t n, float *out,
+    size_t k, char *sel, char *err)
+{
+	struct fl_agg a;
+	struct fl_reader r;
+	struct fl_header h;
+	char path[256];
+	int fd, rc;
+
+	fl_agg_init(&a, o);
+	for (size_t i = 0; i < n; i++) {
+		snprintf(path, sizeof(path), "%s/%s", dir, names[i]);
+		if ((rc = fl_agg_add(&a, path, err))) {
+			fl_agg_release(&a);
+			return rc;
+		}
+	}
+	snprintf(path, sizeof(path), "%s/big-out.blob", dir);
+	fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0644);
+	rc = fl_agg_run(&a, fd, path, -1, NULL, err);
+	close(fd);
+	for (size_t i = 0; sel && i < n; i++)
+		sel[i] = (char)(a.in[i].used ? '1' : '0');
+	if (sel)
+		sel[n] = 0;
+	fl_agg_release(&a);
+	if (rc)
+		return rc;
+	if ((rc = fl_reader_open(&r, path, err)) || (rc = fl_reader_next(&r, &h, err)))
+		return rc;
+	if (fl_tensor_numel(&h.t[0]) != k)
+		rc = fl_err(err, FL_EDATA, "output has %llu elements",
+		    (unsigned long long)fl_tensor_numel(&h.t[0]));
+	else
+		rc = fl_reader_tensor_f32(&r, 0, out, err);
+	fl_header_release(&h);
+	fl_reader_close(&r);
+	return rc;
+}
+
+/*
+ * The mapped path (tensors of 64 KiB and more) with a base: clipping,
+ * FedAdam's first step and Krum's first pass, against sums made here in
+ * double; several stripes per tensor and a tail that is not a multiple of 64.
+ */
+static void
+test_mapped(void)
+{
+	enum { K = 50003, N = 4 };
+	static float x[N][K], b[K], out[K];
+	const char *names[N] = { "x0.blob", "x1.blob", "x2.blob", "x3.blob" };
+	double norm[N] = { 0 }, s[N], want, worst = 0;
+	char base[300], err[FL_ERRLEN], sel[N + 1];
+	struct fl_agg_opts o;
+	int rc;
+
+	for (size_t i = 0; i < K; i++) {
+		b[i] = (float)((int)(i % 13) - 6) / 8;
+		for (int j = 0; j < N; j++)
+			x[j][i] = b[i] + (float)((int)((i * (j + 3)) % 11) - 5) / 16 * (float)(j + 1);
+	}
+	for (size_t i = 0; i < K; i++)	/* input 3 is far from the others */
+		x[3][i] += 4;
+	for (int j = 0; j < N; j++) {
+		mkbig(names[j], x[j], K, j + 1);
+		for (size_t i = 0; i < K; i++)
+			norm[j] += ((double)x[j][i] - b[i]) * ((double)x[j][i] - b[i]);
+		norm[j] = sqrt(norm[j]);
+	}
+	mkbig("bigbase.blob", b, K, 0);
+	snprintf(base, sizeof(base), "%s/bigbase.blob", dir);
+
+	memset(&o, 0, sizeof(o));
+	o.base = base;
+	o.clip = 60;
+	o.chunk = 4096;
+	rc = run_big(&o, names, N, out, K, NULL, err);
+	double ws = 0;
+	for (int j = 0; j < N; j++) {
+		s[j] = fl_clip_scale(norm[j], o.clip);
+		ws += j + 1;
+	}
+	for (size_t i = 0; !rc && i < K; i++) {
+		want = 0;
+		for (int j = 0; j < N; j++)
+			want += (j + 1) * (b[i] + s[j] * ((double)x[j][i] - b[i]));
+		want /= ws;
+		worst = fmax(worst, fabs(out[i] - want));
+	}
+	CHECK(rc == 0 && worst < 1e-5 && s[3] < 1 && s[0] == 1, "mapped --clip: "
+	    "each update clipped to norm 60 (norms %.1f..%.1f), worst error %g (%s)",
+	    norm[0], norm[3], worst, rc ? err : "ok");
+
+	memset(&o, 0, sizeof(o));
+	o.base = base;
+	o.opt = FL_SOPT_ADAM;
+	o.sp = (struct fl_server_params){ 0.1, 0.9, 0.99, 1e-3 };
+	o.weighting = FL_W_UNIFORM;
+	rc = run_big(&o, names, N, out, K, NULL, err);
+	worst = 0;
+	for (size_t i = 0; !rc && i < K; i++) {
+		double agg = 0, g, m, v;
+		for (int j = 0; j < N; j++)
+			agg += x[j][i];
+		g = b[i] - (float)(agg / N);
+		m = 0.1 * g;
+		v = 0.01 * g * g;
+		want = b[i] - 0.1 * m / (sqrt(v) + 1e-3);
+		worst = fmax(worst, fabs(out[i] - want));
+	}
+	CHECK(rc == 0 && worst < 1e-4, "mapped fedadam, first step: worst error %g (%s)",
+	    worst, rc ? err : "ok");
+
+	memset(&o, 0, sizeof(o));
+	o.rule = FL_AGG_KRUM;
+	o.byzantine = 0;
+	o.multi = 3;
+	o.chunk = 1000;
+	rc = run_big(&o, names, N, out, K, sel, err);
+	CHECK(rc == 0 && !strcmp(sel, "1110"), "mapped multi-krum leaves out the far "
+	    "input: %s (%s)", sel, rc ? err : "ok");
+}
+
 /* The folded CRC against fl_crc32 at odd lengths, offsets and seeds. */
 static void
 test_crc(void)
@@ -359,6 +505,7 @@ main(void)
 	test_server();
 	test_clip_noise();
 	test_stream();
+	test_mapped();
 	char cmd[300];
 	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
 	if (system(cmd))

@@ -10,9 +10,11 @@
 #include "store.h"
 #include "unit.h"
 
-/* A small blob of kind kind with one f32 tensor of n elements. */
+/* A small blob of kind kind with one f32 tensor of n elements, deflated
+ * when enc is FL_ZLIB. */
 static int
-make_blob(struct fl_buf *out, const char *kind, size_t n, unsigned round)
+make_blob_enc(struct fl_buf *out, const char *kind, size_t n, unsigned round,
+    enum fl_enc enc)
 {
 	char path[] = "/tmp/flkit-store-blob.XXXXXX";
 	struct fl_header h;
@@ -29,7 +31,8 @@ make_blob(struct fl_buf *out, const char *kind, size_t n, unsigned round)
 	fl_header_init(&h, kind);
 	fl_map_set_uint(&h.meta, "round", round);
 	fl_header_add(&h, "w", FL_F32, 1, shape);
-	rc = fl_blob_write(fd, path, &h, data, 0, err);
+	h.t[0].enc = enc;
+	rc = fl_blob_write(fd, path, &h, data, 6, err);
 	fl_header_release(&h);
 	free(x);
 	lseek(fd, 0, SEEK_SET);
@@ -42,15 +45,23 @@ make_blob(struct fl_buf *out, const char *kind, size_t n, unsigned round)
 }
 
 static int
-store_bytes(struct fl_store *s, const void *p, size_t n, const char *tag,
-    char *id, char *err)
+make_blob(struct fl_buf *out, const char *kind, size_t n, unsigned round)
+{
+	return make_blob_enc(out, kind, n, round, FL_RAW);
+}
+
+/* Store n bytes in two writes; checked: with fl_store_begin_checked. */
+static int
+store_upload(struct fl_store *s, const void *p, size_t n, const char *tag,
+    char *id, int checked, char *err)
 {
 	struct fl_upload u;
 	struct fl_limits lim;
 	int rc;
 
 	fl_limits_default(&lim);
-	if ((rc = fl_store_begin(s, &u, err)))
+	if ((rc = checked ? fl_store_begin_checked(s, &u, &lim, err) :
+	    fl_store_begin(s, &u, err)))
 		return rc;
 	/* in two pieces, as from a socket */
 	if ((rc = fl_store_write(&u, p, n / 2, err)) ||
@@ -59,6 +70,51 @@ store_bytes(struct fl_store *s, const void *p, size_t n, const char *tag,
 		return rc;
 	}
 	return fl_store_commit(s, &u, &lim, tag, id, NULL, err);
+}
+
+static int
+store_bytes(struct fl_store *s, const void *p, size_t n, const char *tag,
+    char *id, char *err)
+{
+	return store_upload(s, p, n, tag, id, 0, err);
+}
+
+/*
+ * A deflated blob whose stored bytes are damaged with the crc32 in its
+ * header made to match: only inflating the tensor finds it out.
+ */
+static int
+make_bad_deflate(struct fl_buf *out)
+{
+	struct fl_check k;
+	char err[FL_ERRLEN];
+	uint64_t off, size;
+	uint32_t old, crc;
+	unsigned char pat[5];
+	int rc;
+
+	if ((rc = make_blob_enc(out, "model", 1000, 1, FL_ZLIB)))
+		return rc;
+	fl_check_init(&k, "zlib");
+	rc = fl_check_feed(&k, out->data, out->len, err);
+	off = k.h.t[0].offset;
+	size = k.h.t[0].size;
+	old = k.h.t[0].crc;
+	fl_check_release(&k);
+	if (rc || size < 8)
+		return FL_EFAIL;
+	memset(out->data + off + 2, 0xff, (size_t)size - 6);
+	crc = fl_crc32(0, out->data + off, (size_t)size);
+	pat[0] = 0xce;	/* msgpack uint32, big-endian */
+	for (int i = 0; i < 4; i++)
+		pat[1 + i] = (unsigned char)(old >> (24 - 8 * i));
+	for (size_t i = 0; i + 5 <= off; i++)
+		if (!memcmp(out->data + i, pat, 5)) {
+			for (int j = 0; j < 4; j++)
+				out->data[i + 1 + j] = (unsigned char)(crc >> (24 - 8 * j));
+			return FL_OK;
+		}
+	return FL_EFAIL;
 }
 
 static size_t
@@ -83,11 +139,14 @@ main(void)
 {
 	char dir[] = "/tmp/flkit-store.XXXXXX", sub[600], err[FL_ERRLEN];
 	char id1[FL_ID_LEN + 1], id2[FL_ID_LEN + 1], id3[FL_ID_LEN + 1], got[FL_ID_LEN + 1];
+	char id4[FL_ID_LEN + 1];
+	unsigned char rbuf[4096];
 	struct fl_store *s;
-	struct fl_buf a, b, bad;
+	struct fl_buf a, b, bad, z;
 	struct fl_val v;
 	const struct fl_val *objs = NULL;
 	struct fl_upload u;
+	struct fl_limits lim;
 	uint64_t nobj, bytes, size;
 	int fd;
 
@@ -124,9 +183,45 @@ main(void)
 	memcpy(bad.data, a.data, a.len);
 	CHECK(store_bytes(s, bad.data, bad.len, NULL, got, err) == FL_EBLOB,
 	    "two blobs in one upload refused: %s", err);
+
+	/* Checked uploads: the same verdicts without reading the file back. */
+	CHECK(store_upload(s, a.data, a.len, NULL, id4, 1, err) == FL_OK &&
+	    fl_id_valid(id4), "checked upload stored: %s", err);
+	CHECK(fl_store_open_object(s, id4, &fd, &size, err) == FL_OK && size == a.len &&
+	    read(fd, rbuf, sizeof(rbuf)) == (ssize_t)a.len && !memcmp(rbuf, a.data, a.len),
+	    "checked upload: every byte on disk");
+	close(fd);
+	CHECK(fl_store_delete(s, id4, NULL, 0, err) == FL_OK, "deleted again");
+	memcpy(bad.data, a.data, a.len);
+	bad.data[a.len - 70] ^= 1;
+	CHECK(store_upload(s, bad.data, a.len, NULL, got, 1, err) == FL_EBLOB &&
+	    strstr(err, "crc32 mismatch"), "checked: corrupt tensor refused: %s", err);
+	CHECK(store_upload(s, a.data, a.len - 1, NULL, got, 1, err) == FL_EBLOB &&
+	    strstr(err, "truncated"), "checked: truncated refused: %s", err);
+	CHECK(store_upload(s, "hello", 5, NULL, got, 1, err) == FL_EBLOB,
+	    "checked: not a blob refused: %s", err);
+	memcpy(bad.data, a.data, a.len);
+	CHECK(store_upload(s, bad.data, bad.len, NULL, got, 1, err) == FL_EBLOB &&
+	    strstr(err, "after the blob"), "checked: two blobs refused: %s", err);
+	bad.data[a.len - 70] ^= 1;
+	fl_limits_default(&lim);
+	CHECK(fl_store_begin_checked(s, &u, &lim, err) == FL_OK &&
+	    fl_store_write(&u, a.data, a.len, err) == FL_OK &&
+	    fl_store_check(&u, &lim, err) == FL_OK, "check without storing: %s", err);
+	fl_store_abort(&u);
+	CHECK(fl_store_begin_checked(s, &u, &lim, err) == FL_OK &&
+	    fl_store_write(&u, bad.data, a.len, err) == FL_OK &&
+	    fl_store_check(&u, &lim, err) == FL_EBLOB && strstr(err, "crc32 mismatch"),
+	    "check without storing finds the bad tensor: %s", err);
+	fl_store_abort(&u);
+	CHECK(make_bad_deflate(&z) == FL_OK, "a deflated blob with a bad stream");
+	CHECK(store_upload(s, z.data, z.len, NULL, got, 1, err) == FL_EBLOB &&
+	    strstr(err, "inflate"), "checked: deflated tensors are inflated: %s", err);
 	snprintf(sub + strlen(sub), 8, "/tmp");
 	CHECK(count_dir(sub) == 0, "no temp file left behind");
 	sub[strlen(sub) - 4] = 0;
+	fl_store_usage(s, &nobj, &bytes);
+	CHECK(nobj == 3, "nothing refused was stored");
 
 	CHECK(fl_store_latest(s, "model", got, err) == FL_OK && !strcmp(got, id3), "latest model");
 	CHECK(fl_store_latest(s, NULL, got, err) == FL_OK && !strcmp(got, id3), "latest of any kind");
@@ -182,6 +277,7 @@ main(void)
 	fl_buf_release(&a);
 	fl_buf_release(&b);
 	fl_buf_release(&bad);
+	fl_buf_release(&z);
 	snprintf(sub, sizeof(sub), "rm -rf '%s'", dir);
 	if (system(sub))
 		return 1;

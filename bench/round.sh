@@ -1,0 +1,96 @@
+#!/bin/sh
+# bench/round.sh: what a federated round costs beyond its training.
+#
+#   bench/round.sh [RUNS]    (default 5; medians are printed)
+#
+# For 3 and for 20 workers (fl-serve on loopback, Fashion-MNIST split
+# non-IID among them, 1 epoch each), a round is
+#     fl-fit --dataset train W1..WN < global.blob | fl-avg - > next.blob
+# and is set against the very same work done as plain local processes, with
+# all of them at once, as the round asks all workers at once (--parallel N):
+#     fl-fit --local shardI.blob --threads 1 (xargs -P N) ; fl-avg shards
+# The difference is flkit's overhead: uploads, storing, fetching,
+# orchestration. The second baseline is the round's critical path in
+# training alone: the longest fit of the round as the workers timed it
+# (wall clock inside fl_fit); round minus that bounds the overhead from
+# above, as every other fit ran meanwhile.
+# Needs Debian's dataset-fashion-mnist and /usr/bin/time.
+set -eu
+cd "$(dirname "$0")/.."
+top=$PWD
+PATH="$top/bin:$PATH"
+RUNS=${1:-5}
+D=${BENCH_DIR:-/tmp/flkit-bench-round}
+FIT="--epochs 1 --batch 64 --lr 0.1 --seed 1"
+mkdir -p "$D"
+cd "$D"
+. "$top/share/lib/workers.sh"
+
+fashion_mnist
+fl-pack init --arch 784,128,relu,10 --seed 1 -o global.blob
+
+# median of the numbers on standard input
+median() {
+	sort -n | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
+}
+
+# seconds CMD...: wall time of CMD, to the millisecond
+seconds() {
+	t0=$(date +%s%N)
+	"$@"
+	t1=$(date +%s%N)
+	echo "$t0 $t1" | awk '{ printf "%.3f\n", ($2 - $1) / 1e9 }'
+}
+
+remote_round() {
+	fl-fit -q --dataset train --parallel "$n" $FIT $names < global.blob |
+	    fl-avg -q - > next.blob
+}
+
+local_round() {
+	rm -rf fits
+	mkdir fits
+	for i in $(seq "$n"); do echo "$i"; done |
+	    xargs -P "$par" -I{} sh -c \
+	    "fl-fit -q --local shard{}.blob --threads 1 $FIT < global.blob > fits/{}.blob"
+	fl-avg -q fits/*.blob > next.blob
+}
+
+printf '%-8s %9s %9s %9s %9s %9s %9s\n' workers round local "ovh/local" \
+    "longest" "ovh/fit" "sum(fits)"
+for n in 3 20; do
+	par=$n
+	fl-pack split -q --parts "$n" --dirichlet 0.5 --seed 1 --prefix shard train.blob
+	workers_init "$D/w$n"
+	names=
+	for i in $(seq "$n"); do
+		worker_start "w$i" --dataset train="$D/shard$i.blob"
+		names="$names w$i"
+	done
+	workers_wait
+	remote_round	# warm up: page cache, connections
+	local_round
+	: > remote.t
+	: > local.t
+	for r in $(seq "$RUNS"); do	# alternated, so that load hits both
+		seconds remote_round >> remote.t
+		seconds local_round >> local.t
+	done
+	workers_stop
+	# the workers' fit seconds: n lines a round, rounds one after another
+	for w in $names; do
+		sed -n 's/.*fitted .*, \([0-9.]*\) s$/\1/p' "$D/w$n/$w.log" |
+		    awk '{ print NR, $1 }'
+	done | awk -v skip=1 '$1 > skip { if ($2 > m[$1]) m[$1] = $2; s[$1] += $2 }
+	    END { for (r in m) print m[r], s[r] }' > fits.t
+	rt=$(median < remote.t)
+	lt=$(median < local.t)
+	longest=$(awk '{ print $1 }' fits.t | median)
+	sum=$(awk '{ print $2 }' fits.t | median)
+	awk -v n="$n" -v rt="$rt" -v lt="$lt" -v lf="$longest" -v sf="$sum" 'BEGIN {
+	    printf "%-8s %8.3fs %8.3fs %8.1f%% %8.3fs %8.1f%% %8.3fs\n", n, rt, lt,
+	    100 * (rt - lt) / rt, lf, 100 * (rt - lf) / rt, sf }'
+done
+echo "(medians of $RUNS; round: fl-fit --dataset | fl-avg -; local: the same fits"
+echo " as local processes, all at once, and fl-avg; longest: the round's longest"
+echo " fit as its worker timed it; ovh: (round - baseline) / round)"
