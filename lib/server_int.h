@@ -51,6 +51,7 @@ struct req {
 	/* the reply */
 	int busy;			/* a worker will produce it */
 	int ready, hdr_sent, close_after, json, from_fd;
+	int finished;			/* all written: close once flushed */
 	int status;
 	const char *ctype;
 	struct fl_buf out;
@@ -103,6 +104,7 @@ struct pending_event {
 
 struct pss {
 	struct req *r;
+	int completions;		/* body completions of r seen */
 	struct wsc *ws;
 };
 
