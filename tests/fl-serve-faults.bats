@@ -108,7 +108,8 @@ SH
 	n=$(wc -l <acked)
 	echo "$kills kills, $n of 100 uploads acknowledged" >&3
 	[ "$kills" -ge 3 ]
-	[ "$n" -ge 10 ]
+	# under valgrind an upload outlasts most of the 0.1-0.3 s between kills
+	[ -n "$VALGRIND" ] || [ "$n" -ge 10 ]
 	# every acknowledged object, byte for byte from a restarted worker
 	while read -r id b; do
 		fl-get -o got "$id"
