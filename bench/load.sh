@@ -1,6 +1,6 @@
 #!/bin/sh
 # bench/load.sh: CLIENTS concurrent clients x REQUESTS requests each on one
-# fl-serve (keep-alive HTTP/1.1, bench/load_client.py): stores, fetches
+# fl-serve (HTTP/1.1, bench/load_client.py): stores, fetches
 # (checked byte for byte), lists and deletes of small models. Reports errors,
 # latency percentiles and fl-serve's RSS after request 1,000 and at the end;
 # exits 1 on any error or when the RSS grew by more than 10%.

@@ -7,6 +7,7 @@
 #include <fcntl.h>
 #include <math.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,8 +33,8 @@ static const char *const phase_name[] = {
 /* One worker's part of the round. */
 struct wstate {
 	const char *name;
-	volatile int phase;
-	volatile uint64_t done, total;	/* bytes of the current transfer */
+	atomic_int phase;
+	_Atomic uint64_t done, total;	/* bytes of the current transfer */
 	/* eval */
 	double loss, accuracy;
 	uint64_t samples;
@@ -138,7 +139,7 @@ emit(struct remote *R, int fd, char *err)
 }
 
 static int
-task(void *arg, size_t i, const volatile int *cancel, char *err)
+task(void *arg, size_t i, const atomic_int *cancel, char *err)
 {
 	struct remote *R = arg;
 	struct wstate *w = &R->w[i];

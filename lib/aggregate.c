@@ -692,7 +692,7 @@ static void report(struct pass *p, int npasses, int passno);
 #ifndef PF_DIST
 #define PF_DIST 1024		/* floats prefetched ahead */
 #endif
-#define DROP_EVERY (8u << 20)	/* bytes per lane between madvise calls */
+#define DROP_EVERY (2u << 20)	/* bytes per lane between madvise calls */
 
 /*
  * CRC-32 (zlib's) folded 256 bytes at a time with 512-bit VPCLMULQDQ when

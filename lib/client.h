@@ -5,6 +5,7 @@
 #define FL_CLIENT_H
 
 #include <stddef.h>
+#include <stdatomic.h>
 #include <stdint.h>
 
 #include "blob.h"
@@ -82,7 +83,7 @@ struct fl_client_opts {
 	void *progress_arg;
 	/* When set and *cancel becomes non-zero, transfers stop (within about
 	 * a second) with FL_ETIMEOUT. */
-	const volatile int *cancel;
+	const atomic_int *cancel;
 };
 
 /*

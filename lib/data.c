@@ -805,7 +805,10 @@ fl_dataset_init(struct fl_dataset *d)
 void
 fl_dataset_release(struct fl_dataset *d)
 {
-	free(d->x);
+	if (d->xmap.base)
+		fl_map_release(&d->xmap);
+	else
+		free(d->x);
 	free(d->y);
 	free(d->targets);
 	fl_val_release(&d->meta);
@@ -816,6 +819,39 @@ static int
 is_int_dtype(enum fl_dtype t)
 {
 	return t == FL_I8 || t == FL_U8 || t == FL_I32 || t == FL_I64;
+}
+
+/*
+ * x into d: a raw float32 tensor of a file is mapped from the page cache
+ * (read-only, shared with every process that maps it: a worker's fits and
+ * a local fl-fit start at once) and checked by its CRC-32 here; any other
+ * is read and converted into memory of its own.
+ */
+static int
+read_x(struct fl_dataset *d, struct fl_reader *r, size_t xi, uint64_t numel,
+    char *err)
+{
+	const struct fl_tensor *t = &r->h->t[xi];
+	int rc;
+
+	if (t->dtype == FL_F32 && t->enc == FL_RAW) {
+		rc = fl_reader_map(r, xi, &d->xmap, err);
+		if (rc == FL_OK) {
+			if (fl_crc32(0, d->xmap.data, d->xmap.size) != t->crc) {
+				fl_map_release(&d->xmap);
+				return fl_err(err, FL_EBLOB, "%s: tensor %s: crc mismatch",
+				    r->name, t->name);
+			}
+			d->x = (float *)(uintptr_t)d->xmap.data;
+			return FL_OK;
+		}
+		if (rc != FL_EFAIL)
+			return rc;
+		/* not mappable (a pipe): read it */
+	}
+	if (!(d->x = malloc(numel ? numel * sizeof(float) : 1)))
+		return fl_err(err, FL_EFAIL, "out of memory");
+	return fl_reader_tensor_f32(r, xi, d->x, err);
 }
 
 /* Find x and y of a dataset header and check they agree. */
@@ -911,8 +947,7 @@ dataset_read(struct fl_dataset *d, struct fl_reader *r,
 	d->features = numel / n;
 	d->xndim = x->ndim;
 	memcpy(d->xshape, x->shape, sizeof(d->xshape));
-	if (fl_val_copy(&d->meta, &h->meta) ||
-	    !(d->x = malloc(numel ? numel * sizeof(float) : 1))) {
+	if (fl_val_copy(&d->meta, &h->meta)) {
 		rc = fl_err(err, FL_EFAIL, "out of memory");
 		goto fail;
 	}
@@ -933,7 +968,7 @@ dataset_read(struct fl_dataset *d, struct fl_reader *r,
 	for (int pass = 0; pass < (y ? 2 : 1); pass++) {
 		int i = !y || (pass == 0) == (xi < yi) ? xi : yi;
 		if (i == xi)
-			rc = fl_reader_tensor_f32(r, (size_t)xi, d->x, err);
+			rc = read_x(d, r, (size_t)xi, numel, err);
 		else if (d->targets)
 			rc = fl_reader_tensor_f32(r, (size_t)yi, d->targets, err);
 		else

@@ -91,7 +91,8 @@ struct fl_dataset {
 	uint64_t features;	/* floats per example */
 	int xndim;		/* x's dims, xshape[0] == n */
 	uint64_t xshape[FL_MAX_DIMS];
-	float *x;		/* (n, features) */
+	float *x;		/* (n, features); read-only when mapped */
+	struct fl_map xmap;	/* x mapped from the file (raw f32), or none */
 	int32_t *y;		/* (n) class indices in [0, classes), or NULL */
 	uint32_t classes;	/* 0 when the dataset has targets */
 	float *targets;		/* (n, k) regression targets, or NULL */

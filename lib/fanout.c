@@ -13,7 +13,7 @@ struct fanout {
 	void *arg;
 	const struct fl_fanout_opts *o;
 	struct fl_fanout_result *res;
-	volatile int cancel;
+	atomic_int cancel;
 	int stop;		/* start no more tasks */
 	pthread_mutex_t mu;
 	pthread_cond_t cv;

@@ -5,6 +5,7 @@
 #define FL_FANOUT_H
 
 #include <stddef.h>
+#include <stdatomic.h>
 
 #include "util.h"
 
@@ -13,7 +14,7 @@
  * look at *cancel now and then (fl_client_opts.cancel does it for network
  * transfers) and give up with FL_ETIMEOUT once it is set.
  */
-typedef int (*fl_task_fn)(void *arg, size_t i, const volatile int *cancel,
+typedef int (*fl_task_fn)(void *arg, size_t i, const atomic_int *cancel,
     char *err);
 
 struct fl_fanout_opts {

@@ -401,7 +401,9 @@ req_free(struct req *r)
 	free(r);
 }
 
-/* The connection is gone: free the request unless a worker holds it. */
+/* The connection is gone: free the request unless a worker holds it or it
+ * waits on the done list (a worker just let go of it): process_done frees
+ * it then. */
 static void
 req_detach(struct req *r)
 {
@@ -410,7 +412,7 @@ req_detach(struct req *r)
 	pthread_mutex_lock(&r->mu);
 	r->wsi = NULL;
 	r->failed = 1;
-	busy = r->jobs > 0;
+	busy = r->jobs > 0 || r->on_done;
 	pthread_mutex_unlock(&r->mu);
 	if (!busy)
 		req_free(r);
@@ -515,7 +517,7 @@ authorize(struct req *r, int need, int ticket_ok)
 			return 401;
 		}
 		if ((rights & need) != need) {
-			req_reply_err(r, 403, need & FL_RIGHT_WRITE ?
+			req_reply_err(r, 403, need & ~rights & FL_RIGHT_WRITE ?
 			    "this token may not write" : "this token may not read");
 			return 403;
 		}
@@ -862,7 +864,8 @@ route(struct req *r, const char *path)
 			goto out;
 		}
 		if (nseg == 3 && !strcmp(seg[2], "push") && post) {
-			if (authorize(r, FL_RIGHT_WRITE, 0))
+			/* a push reads the object out to any URL: both rights */
+			if (authorize(r, FL_RIGHT_READ | FL_RIGHT_WRITE, 0))
 				goto out;
 			{
 				char kind[80];
@@ -1032,9 +1035,15 @@ read_cached(int fd, void *p, size_t n, uint64_t off)
 	return got;
 }
 
-/* Write what is ready of the reply; returns -1 to close. A file's bytes
- * come from the page cache here; when they are not there, a worker reads
- * them (srv_read_piece), so the disk never holds up this thread. */
+/* Write what is ready of the reply; returns -1 to close, 1 when an HTTP/2
+ * stream's reply is complete. A file's bytes come from the page cache here;
+ * when they are not there, a worker reads them (srv_read_piece), so the disk
+ * never holds up this thread.
+ * One HTTP/1 request per connection: lws 4.1 mishandles a request pipelined
+ * behind another on a kept-alive connection (it re-offers the end of its
+ * body forever, or hands the body callback a buffer it has freed), so every
+ * HTTP/1 reply says "Connection: close" and the connection closes once the
+ * reply has left lws's buffers. (HTTP/2, over TLS, has streams instead.) */
 static int
 write_reply(struct req *r)
 {
@@ -1045,6 +1054,12 @@ write_reply(struct req *r)
 	ssize_t got;
 	int final, reading;
 
+	if (r->finished) {
+		if (!lws_partial_buffered(wsi))
+			return -1;
+		lws_callback_on_writable(wsi);
+		return 0;
+	}
 	if (!r->ready)
 		return 0;
 	if (!r->hdr_sent) {
@@ -1058,8 +1073,9 @@ write_reply(struct req *r)
 			    (const unsigned char *)ra, rn, &p, end))
 				return -1;
 		}
-		if (r->close_after && lws_add_http_header_by_token(wsi,
-		    WSI_TOKEN_CONNECTION, (const unsigned char *)"close", 5, &p, end))
+		if (lws_get_network_wsi(wsi) == wsi &&
+		    lws_add_http_header_by_token(wsi, WSI_TOKEN_CONNECTION,
+		    (const unsigned char *)"close", 5, &p, end))
 			return -1;
 		if (lws_finalize_write_http_header(wsi, start, &p, end))
 			return -1;
@@ -1114,10 +1130,13 @@ complete:
 		close(r->fd);
 		r->fd = -1;
 	}
-	lws_set_timeout(wsi, NO_PENDING_TIMEOUT, 0);
-	if (r->close_after || r->s->stopping)
-		return -1;
-	return 1;
+	if (lws_get_network_wsi(wsi) != wsi) {		/* an HTTP/2 stream */
+		lws_set_timeout(wsi, NO_PENDING_TIMEOUT, 0);
+		return r->close_after || r->s->stopping ? -1 : 1;
+	}
+	lws_set_timeout(wsi, PENDING_TIMEOUT_HTTP_CONTENT, (int)r->s->o.idle_timeout);
+	r->finished = 1;
+	return write_reply(r);
 }
 
 static int
@@ -1132,6 +1151,7 @@ cb_http(struct lws *wsi, enum lws_callback_reasons reason, struct pss *pss,
 	case LWS_CALLBACK_HTTP:
 		if (r)	/* keep-alive: the last request is over */
 			req_detach(r);
+		pss->completions = 0;
 		if (!(r = pss->r = req_new(s, wsi)))
 			return -1;
 		srv_log(s, FL_LOG_DEBUG, "%s %s", method_of(wsi), (const char *)in);
@@ -1167,6 +1187,15 @@ cb_http(struct lws *wsi, enum lws_callback_reasons reason, struct pss *pss,
 			lws_rx_flow_control(wsi, 0);
 		return 0;
 	case LWS_CALLBACK_HTTP_BODY_COMPLETION:
+		/* When a request came pipelined behind another, lws offers the
+		 * end of its body again on every turn of its loop, from its
+		 * buffer, never reading the socket: the service thread would
+		 * spin there serving no one. Close such a connection instead. */
+		if (pss && pss->completions++) {
+			srv_log(s, FL_LOG_DEBUG, "closing a connection whose pipelined "
+			    "request's body lws cannot finish");
+			return -1;
+		}
 		/* lws says so of an empty body too ("Content-Length: 0"), to a
 		 * route that takes none: submitting that would hold r forever */
 		if (!r || r->body_complete || r->close_after || r->body_kind == BODY_NONE)
@@ -1393,7 +1422,10 @@ fl_server_new(struct fl_server **out, const struct fl_server_opts *o, char *err)
 	}
 	/* Fits run side by side, one thread each: so does the dense math. */
 	fl_train_threads(1);
-	if (!(s->ds = calloc(o->ndatasets + 1, sizeof(*s->ds)))) {
+	pthread_mutex_init(&s->dmu, NULL);
+	if (!(s->ds = calloc(o->ndatasets + 1, sizeof(*s->ds))) ||
+	    !(s->dcache = calloc(o->ndatasets + 1, sizeof(*s->dcache))) ||
+	    !(s->dcached = calloc(o->ndatasets + 1, sizeof(*s->dcached)))) {
 		fl_server_free(s);
 		return fl_err(err, FL_EFAIL, "out of memory");
 	}
@@ -1497,6 +1529,12 @@ fl_server_free(struct fl_server *s)
 	for (size_t i = 0; i < s->nds; i++)
 		fl_val_release(&s->ds[i]);
 	free(s->ds);
+	for (size_t i = 0; s->dcached && i < s->o.ndatasets; i++)
+		if (s->dcached[i])
+			fl_dataset_release(&s->dcache[i]);
+	free(s->dcache);
+	free(s->dcached);
+	pthread_mutex_destroy(&s->dmu);
 	if (s->curl_init)
 		curl_global_cleanup();
 	pthread_mutex_destroy(&s->qmu);

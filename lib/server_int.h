@@ -8,6 +8,7 @@
 #include <libwebsockets.h>
 
 #include "blob.h"
+#include "data.h"
 #include "proto.h"
 #include "server.h"
 #include "store.h"
@@ -50,6 +51,7 @@ struct req {
 	/* the reply */
 	int busy;			/* a worker will produce it */
 	int ready, hdr_sent, close_after, json, from_fd;
+	int finished;			/* all written: close once flushed */
 	int status;
 	const char *ctype;
 	struct fl_buf out;
@@ -102,6 +104,7 @@ struct pending_event {
 
 struct pss {
 	struct req *r;
+	int completions;		/* body completions of r seen */
 	struct wsc *ws;
 };
 
@@ -147,6 +150,11 @@ struct fl_server {
 	struct job *fhead, *ftail;
 	pthread_t *fthreads;
 	unsigned nfthreads, max_fits, nfits;
+	/* datasets kept after their first fit, one per --dataset (dmu): only
+	 * those whose x is mapped from the file, costing no memory of ours */
+	pthread_mutex_t dmu;
+	struct fl_dataset *dcache;
+	int *dcached;
 };
 
 void srv_log(struct fl_server *s, int level, const char *fmt, ...)

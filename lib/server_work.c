@@ -736,6 +736,47 @@ fit_progress(void *arg, const struct fl_train_progress *p)
 	return 0;
 }
 
+/*
+ * The dataset of ref for a fit: the one kept since an earlier fit, or
+ * loaded now into own. One whose x is mapped from the file is then kept
+ * for the fits to come (it holds no memory of the worker's own, only page
+ * cache); *owned says whether the caller must release own.
+ */
+static int
+dataset_get(struct fl_server *s, const struct fl_dataset_ref *ref,
+    const struct fl_dataset **d, struct fl_dataset *own, int *owned, char *err)
+{
+	size_t i = (size_t)(ref - s->o.datasets);
+	int rc;
+
+	*owned = 0;
+	pthread_mutex_lock(&s->dmu);
+	if (s->dcached[i]) {
+		*d = &s->dcache[i];
+		pthread_mutex_unlock(&s->dmu);
+		return FL_OK;
+	}
+	pthread_mutex_unlock(&s->dmu);
+	if ((rc = fl_dataset_load(own, ref->path, err)))
+		return rc;
+	pthread_mutex_lock(&s->dmu);
+	if (!s->dcached[i] && own->xmap.base) {
+		s->dcache[i] = *own;
+		s->dcached[i] = 1;
+		fl_dataset_init(own);
+	}
+	if (s->dcached[i]) {
+		*d = &s->dcache[i];
+		pthread_mutex_unlock(&s->dmu);
+		fl_dataset_release(own);	/* another fit kept its own first */
+		return FL_OK;
+	}
+	pthread_mutex_unlock(&s->dmu);
+	*d = own;
+	*owned = 1;
+	return FL_OK;
+}
+
 /* A message that replaces err, keeping err's text after prefix. */
 static void
 err_wrap(char *err, const char *prefix)
@@ -778,7 +819,8 @@ job_fit(struct req *r)
 	struct fl_header h;
 	struct fl_arch arch;
 	struct fl_net net;
-	struct fl_dataset d;
+	struct fl_dataset own;
+	const struct fl_dataset *d;
 	struct fl_train_result res;
 	struct fl_eval_result eres;
 	struct fl_upload up;
@@ -831,12 +873,11 @@ job_fit(struct req *r)
 	}
 	fl_reader_close(&rd);
 	ropen = 0;
-	if ((rc = fl_dataset_load(&d, r->dsref->path, err))) {
+	if ((rc = dataset_get(s, r->dsref, &d, &own, &dopen, err))) {
 		status = 500;
 		goto fail;
 	}
-	dopen = 1;
-	if ((rc = fl_train_check(&net, &d, err))) {
+	if ((rc = fl_train_check(&net, d, err))) {
 		char pre[160];
 		snprintf(pre, sizeof(pre), "the model does not fit dataset %s: ",
 		    r->dsref->key);
@@ -845,7 +886,7 @@ job_fit(struct req *r)
 		goto fail;
 	}
 	if (eval) {
-		if ((rc = fl_eval(&net, &d, &eres, err))) {
+		if ((rc = fl_eval(&net, d, &eres, err))) {
 			status = status_of(rc);
 			goto fail;
 		}
@@ -860,7 +901,7 @@ job_fit(struct req *r)
 	r->fit.progress = fit_progress;
 	r->fit.arg = r;
 	r->last_progress = fl_monotonic();
-	rc = fl_fit(&net, &d, &r->fit, &res, err);
+	rc = fl_fit(&net, d, &r->fit, &res, err);
 	r->fit.progress = NULL;
 	if (rc) {
 		status = rc == FL_EDATA ? 422 : status_of(rc);
@@ -906,7 +947,7 @@ done:
 	if (ropen)
 		fl_reader_close(&rd);
 	if (dopen)
-		fl_dataset_release(&d);
+		fl_dataset_release(&own);
 	if (nopen)
 		fl_net_release(&net);
 	if (hopen)

@@ -664,8 +664,18 @@ fl_inputs_load(const char *path, float **x, uint64_t *n, uint64_t *features,
 	*n = *features = 0;
 	if ((rc = fl_dataset_load_inputs(&d, path, err)))
 		return rc;
-	*x = d.x;	/* taken over from d */
-	d.x = NULL;
+	if (d.xmap.base) {
+		/* mapped from the file: the caller gets a copy of its own */
+		size_t bytes = (size_t)(d.n * d.features) * sizeof(float);
+		if (!(*x = malloc(bytes ? bytes : 1))) {
+			fl_dataset_release(&d);
+			return fl_err(err, FL_EFAIL, "out of memory");
+		}
+		memcpy(*x, d.x, bytes);
+	} else {
+		*x = d.x;	/* taken over from d */
+		d.x = NULL;
+	}
 	*n = d.n;
 	*features = d.features;
 	fl_dataset_release(&d);

@@ -219,3 +219,25 @@ PY
 	[ "$rc" = 0 ]
 	[ "$SECONDS" -lt 5 ]
 }
+
+@test "faults: a request pipelined behind another, with a body, does not wedge the worker" {
+	local p
+	p=$(free_port)
+	serve "$p" st
+	# lws once offered such a body's end again and again: the service
+	# thread spun and answered no one
+	run -0 timeout 10 python3 - "$p" "$D/small.blob" <<'PY'
+import socket, sys
+blob = open(sys.argv[2], "rb").read()
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=5)
+s.sendall(b"GET /v1/health HTTP/1.1\r\nHost: x\r\n\r\n"
+          b"POST /v1/objects HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % len(blob) + blob)
+try:
+    while s.recv(65536):
+        pass
+except OSError:
+    pass
+PY
+	run -0 curl -sf --max-time 5 http://127.0.0.1:$p/v1/health
+	run -0 fl-send --timeout 5 http://127.0.0.1:$p "$D/small.blob"
+}

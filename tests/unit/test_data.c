@@ -228,7 +228,35 @@ test_dataset_load(void)
 	    "dataset: n, features, classes");
 	CHECK(d.x[5] == 8 && d.y[0] == 3 && d.y[2] == 0, "dataset: x and y values");
 	CHECK(fl_map_get_str(&d.meta, "x-unknown") != NULL, "dataset: unknown meta kept");
+	CHECK(d.xmap.base != NULL, "dataset: raw f32 x is mapped from the file");
 	fl_dataset_release(&d);
+	/* A flipped byte of a mapped x: the crc check catches it. */
+	{
+		struct fl_reader r;
+		struct fl_header h;
+		unsigned char c;
+		uint64_t off = 0;
+		int xf;
+		CHECK(fl_reader_open(&r, p, err) == FL_OK &&
+		    fl_reader_next(&r, &h, err) == FL_OK, "dataset: header");
+		for (size_t i = 0; i < h.ntensors; i++)
+			if (!strcmp(h.t[i].name, "x"))
+				off = r.base + r.streampos + h.t[i].offset + 4;
+		fl_header_release(&h);
+		fl_reader_close(&r);
+		CHECK(off > 0, "dataset: x found");
+		xf = open(p, O_RDWR);
+		CHECK(pread(xf, &c, 1, (off_t)off) == 1, "dataset: read a byte");
+		c ^= 1;
+		CHECK(pwrite(xf, &c, 1, (off_t)off) == 1, "dataset: flip a byte");
+		close(xf);
+		CHECK(fl_dataset_load(&d, p, err) == FL_EBLOB && strstr(err, "crc"),
+		    "dataset: corrupt mapped x: %s", err);
+		c ^= 1;	/* and back, for the tests that follow */
+		xf = open(p, O_RDWR);
+		CHECK(pwrite(xf, &c, 1, (off_t)off) == 1, "dataset: unflip");
+		close(xf);
+	}
 	/* Found by fuzz_blob: fl_blobmem_read left map as it found it, and
 	 * release then took the tensors for part of a stray mapping. */
 	{
