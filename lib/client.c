@@ -457,8 +457,9 @@ fl_client_init(struct fl_client *c, const struct fl_client_opts *o, char *err)
 		c->o.timeout = 60;
 	if (c->o.retries < 0)
 		c->o.retries = 2;
-	if (!c->o.cacert && getenv("FL_CACERT") && *getenv("FL_CACERT"))
-		c->o.cacert = getenv("FL_CACERT");
+	const char *ca = getenv("FL_CACERT");
+	if (!c->o.cacert && ca && *ca)
+		c->o.cacert = ca;
 	if (curl_global_init(CURL_GLOBAL_DEFAULT))
 		return fl_err(err, FL_EFAIL, "cannot initialise libcurl");
 	if ((rc = fl_workers_load(&c->ws, NULL, err))) {
