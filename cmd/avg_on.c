@@ -35,9 +35,13 @@ read_pointers(int *n)
 			line[--len] = 0;
 		if (!len || line[0] == '#')
 			continue;
-		if (k > 4096 || !(v = realloc(v, (size_t)(k + 1) * sizeof(*v))) ||
-		    !(v[k] = strdup(line)))
+		char **nv;
+		if (k >= 4096)
+			die(FL_ELIMIT, "-: more than 4096 pointers");
+		if (!(nv = realloc(v, (size_t)(k + 1) * sizeof(*v))) ||
+		    !(nv[k] = strdup(line)))
 			die(FL_EFAIL, "out of memory");
+		v = nv;
 		k++;
 	}
 	free(line);
@@ -121,7 +125,7 @@ avg_on(const char *worker, char *const *inputs, int n, struct fl_agg_opts *o,
 	char err[FL_ERRLEN], **list = NULL;
 	const char *id;
 	size_t total;
-	int rc, nin = 0;
+	int rc, nin = 0, from_stdin = 0;
 
 	if ((rc = fl_client_init(&cl, co, err)))
 		die(rc, "%s", err);
@@ -135,12 +139,13 @@ avg_on(const char *worker, char *const *inputs, int n, struct fl_agg_opts *o,
 		    "(letters, digits, '.', '_', '-')", o->state, worker);
 	for (int i = 0; i < n; i++) {
 		if (!strcmp(inputs[i], "-")) {
-			if (list)
+			if (from_stdin)
 				die(FL_EUSAGE, "-: standard input given twice");
+			from_stdin = 1;
 			list = read_pointers(&nin);
 		}
 	}
-	total = (size_t)n - (list ? 1 : 0) + (size_t)nin;
+	total = (size_t)n - (size_t)from_stdin + (size_t)nin;
 	if (!total)
 		die(FL_EUSAGE, "no inputs: standard input held no pointers");
 	/* the inputs, then the base */
@@ -157,6 +162,8 @@ avg_on(const char *worker, char *const *inputs, int n, struct fl_agg_opts *o,
 			place(&cl, &agg, inputs[i], &in[k++]);
 		else
 			for (int j = 0; j < nin; j++)
+				/* list is NULL only when nin is 0 */
+				/* NOLINTNEXTLINE(clang-analyzer-core.NullDereference) */
 				place(&cl, &agg, list[j], &in[k++]);
 	}
 	if (o->base)

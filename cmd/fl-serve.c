@@ -219,9 +219,7 @@ main(int argc, char **argv)
 		default: usage();
 		}
 	}
-	argc -= optind;
-	argv += optind;
-	if (argc)
+	if (argc != optind)
 		usage();
 	if (!!o.tls_cert != !!o.tls_key)
 		die(FL_EUSAGE, "--tls-cert and --tls-key go together");

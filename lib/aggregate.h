@@ -65,6 +65,7 @@ struct fl_agg_input {
 	char *label;		/* "a.blob", "<stdin> (blob 2)" */
 	char *path;		/* NULL when spooled */
 	int fd;			/* spool file (unlinked), or -1 */
+	int blob;		/* which blob of path, from 0 */
 	struct fl_header h;
 	double weight;
 	double scale;		/* clip factor, 1 when not clipped */

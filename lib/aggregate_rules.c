@@ -236,6 +236,8 @@ fl_krum_select(const double *d2, size_t n, size_t f, size_t m, size_t *sel,
 		order[j] = t;
 	}
 	for (size_t i = 0; i < m; i++)
+		/* order[0..n) is set above and m <= n: the analyzer loses track */
+		/* NOLINTNEXTLINE(clang-analyzer-core.uninitialized.Assign) */
 		sel[i] = order[i];
 	if (score)
 		memcpy(score, s, n * sizeof(*s));

@@ -26,9 +26,9 @@ static int
 check_head(struct fl_check *k, const unsigned char **pp, size_t *np, char *err)
 {
 	size_t want = FL_MAGIC_LEN + 4, take;
-	int rc;
+	int rc, knew = k->head.len >= FL_MAGIC_LEN + 4;
 
-	if (k->head.len >= FL_MAGIC_LEN + 4) {
+	if (knew) {
 		const unsigned char *h = k->head.data + FL_MAGIC_LEN;
 		uint64_t hlen = (uint64_t)h[0] | (uint64_t)h[1] << 8 |
 		    (uint64_t)h[2] << 16 | (uint64_t)h[3] << 24;
@@ -48,7 +48,8 @@ check_head(struct fl_check *k, const unsigned char **pp, size_t *np, char *err)
 	if (k->head.len >= FL_MAGIC_LEN &&
 	    memcmp(k->head.data, FL_MAGIC, FL_MAGIC_LEN))
 		return fl_err(err, FL_EBLOB, "%s: not a blob (bad magic)", k->name);
-	if (k->head.len == FL_MAGIC_LEN + 4)
+	/* Now the header's length is known (once only: a zero length loops). */
+	if (!knew && k->head.len == FL_MAGIC_LEN + 4)
 		return *np ? check_head(k, pp, np, err) : FL_OK;
 	if (k->head.len < want)
 		return FL_OK;

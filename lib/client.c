@@ -457,8 +457,9 @@ fl_client_init(struct fl_client *c, const struct fl_client_opts *o, char *err)
 		c->o.timeout = 60;
 	if (c->o.retries < 0)
 		c->o.retries = 2;
-	if (!c->o.cacert && getenv("FL_CACERT") && *getenv("FL_CACERT"))
-		c->o.cacert = getenv("FL_CACERT");
+	const char *ca = getenv("FL_CACERT");
+	if (!c->o.cacert && ca && *ca)
+		c->o.cacert = ca;
 	if (curl_global_init(CURL_GLOBAL_DEFAULT))
 		return fl_err(err, FL_EFAIL, "cannot initialise libcurl");
 	if ((rc = fl_workers_load(&c->ws, NULL, err))) {
@@ -962,6 +963,8 @@ fl_upload(struct fl_client *c, const struct fl_endpoint *ep, const char *path,
 	}
 	curl_easy_setopt(h, CURLOPT_READFUNCTION, on_read);
 	curl_easy_setopt(h, CURLOPT_READDATA, &x);
+	/* reads and sends of 1 MiB rather than 64 KiB (libcurl allows 2) */
+	curl_easy_setopt(h, CURLOPT_UPLOAD_BUFFERSIZE, 1L << 20);
 	if (ep) {
 		curl_easy_setopt(h, CURLOPT_POST, 1L);
 		curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)x.size);

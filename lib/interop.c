@@ -1184,7 +1184,8 @@ fl_npz_write(int fd, const char *name, struct fl_reader *r,
     const struct fl_header *h, char *err)
 {
 	struct fl_buf cd, hd;
-	unsigned char *data = NULL, rec[46], e[22];
+	unsigned char rec[46], e[22];
+	void *data = NULL;	/* a tensor's bytes, as stored or as f32 */
 	uint64_t off = 0;
 	int rc = FL_OK;
 
@@ -1225,7 +1226,7 @@ fl_npz_write(int fd, const char *name, struct fl_reader *r,
 			goto done;
 		}
 		if ((rc = dt == t->dtype ? fl_reader_tensor(r, i, data, err) :
-		    fl_reader_tensor_f32(r, i, (float *)data, err)))
+		    fl_reader_tensor_f32(r, i, data, err)))
 			goto done;
 		crc = (uint32_t)crc32_z(crc32_z(0, hd.data, hd.len), data, (size_t)nb);
 		/* Local header, then the central directory's record of it. */

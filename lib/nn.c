@@ -1,4 +1,5 @@
 /* nn.c: layers, losses and sequential networks on float arrays and cblas. */
+#include <assert.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -590,6 +591,7 @@ fl_net_backward_part(struct fl_net *net, const void *y, int B, int N)
 
 		if (din)
 			memset(din, 0, (size_t)B * ly->in * sizeof *din);
+		assert(din || ly->type == FL_LINEAR);	/* layer first is linear */
 		switch (ly->type) {
 		case FL_LINEAR:
 			fl_linear_backward(din, nl->dw, nl->db, nl->dout, in,

@@ -1,6 +1,7 @@
 /* server.c: the worker protocol (proto.h) over libwebsockets: routing,
  * authentication, streamed uploads and downloads, events; disk, validation,
  * handlers and pushes run on a pool of threads (server_work.c). */
+#include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -628,7 +629,7 @@ find_dataset(struct fl_server *s, const char *key)
 static int
 fit_options(struct req *r, char *err)
 {
-	char args[MAX_FIT_ARGS][256];
+	char args[MAX_FIT_ARGS + 1][256];	/* + 1: the one refused */
 	const char *keys[MAX_FIT_ARGS], *vals[MAX_FIT_ARGS];
 	size_t n = 0;
 	int rc;
@@ -1149,6 +1150,7 @@ cb_http(struct lws *wsi, enum lws_callback_reasons reason, struct pss *pss,
 
 	switch (reason) {
 	case LWS_CALLBACK_HTTP:
+		assert(pss);	/* lws allocates it for every HTTP connection */
 		if (r)	/* keep-alive: the last request is over */
 			req_detach(r);
 		pss->completions = 0;
@@ -1260,6 +1262,7 @@ cb_ws(struct lws *wsi, enum lws_callback_reasons reason, struct pss *pss,
 		}
 		c->next = s->wsc;
 		s->wsc = c;
+		assert(pss);	/* lws allocates it for every WebSocket */
 		pss->ws = c;
 		return 0;
 	case LWS_CALLBACK_SERVER_WRITEABLE:

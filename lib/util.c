@@ -15,6 +15,9 @@
 
 #include "util.h"
 
+#undef fl_err		/* the analyzer's stand-ins in util.h */
+#undef fl_errno
+
 static int
 verr(char *err, int code, int with_errno, const char *fmt, va_list ap)
 {

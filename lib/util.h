@@ -35,6 +35,12 @@ int fl_err(char *err, int code, const char *fmt, ...)
 /* Same, appending ": strerror(errno)". */
 int fl_errno(char *err, int code, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
+#ifdef __clang_analyzer__
+/* clang-tidy's analyzer does not follow calls into util.c: let it see that
+ * these return their code, or every `return fl_err(...)` looks like success. */
+#define fl_err(err, code, ...) (fl_err((err), (code), __VA_ARGS__), (code))
+#define fl_errno(err, code, ...) (fl_errno((err), (code), __VA_ARGS__), (code))
+#endif
 /* Prefix an existing message in err with "fmt: ". */
 void fl_err_prefix(char *err, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));

@@ -62,6 +62,17 @@ setup() {
 	run -0 fl-avg -o f.blob ab.blob
 	run -0 tensors f.blob
 	assert_output '{"w":[4.0,5.0,6.0,7.0],"b":[3.0,6.0]}'
+	# The blob's place in its file is not read back from its label, where a
+	# name like this one, or a long path cut short, misled it.
+	cp ab.blob "m (blob 2).blob"
+	run -0 fl-avg -o f2.blob "m (blob 2).blob"
+	run -0 tensors f2.blob
+	assert_output '{"w":[4.0,5.0,6.0,7.0],"b":[3.0,6.0]}'
+	long=$(printf 'd%.0s' $(seq 130))
+	mkdir "$long" && cp ab.blob "$long/ab.blob"
+	run -0 fl-avg -o f3.blob "$long/ab.blob"
+	run -0 tensors f3.blob
+	assert_output '{"w":[4.0,5.0,6.0,7.0],"b":[3.0,6.0]}'
 	run -2 --separate-stderr fl-avg - - <ab.blob
 	stderr_has 'standard input given twice'
 }
@@ -407,4 +418,12 @@ PY
 	run -10 --separate-stderr fl-avg --base n.blob --server-opt yogi -o out.blob g1.blob g2.blob
 	stderr_has 'n.blob: tensor w holds NaN at element 777777'
 	[ ! -e out.blob ]
+}
+
+@test "fl-avg --on: standard input with no pointers is a usage error" {
+	# It used to count "-" as an input and ask the worker for a null id.
+	run -2 --separate-stderr fl-avg --on http://127.0.0.1:1 - </dev/null
+	stderr_has 'no inputs: standard input held no pointers'
+	run -2 --separate-stderr fl-avg --on http://127.0.0.1:1 - - </dev/null
+	stderr_has 'standard input given twice'
 }

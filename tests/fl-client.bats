@@ -19,9 +19,10 @@ setup_file() {
 		if [ -x "$FLKIT_ROOT/bin/fl-serve" ] && [ -z "$FL_CLIENT_FAKE" ]; then
 			local lim=()
 			[ "$name" = small ] && lim=(--max-object-bytes 2000)
-			"$FLKIT_ROOT/bin/fl-serve" -q --name "$name" --listen "127.0.0.1:$p" \
+			fl-serve -q --name "$name" --listen "127.0.0.1:$p" \
 			    --store "$d/store-$name" --token-file "$tok" "${lim[@]}" \
 			    >"$d/$name.log" 2>&1 3>&- &
+			echo "$! $d/$name.log" >>"$d/servers"
 		else
 			local lim=()
 			[ "$name" = small ] && lim=(--max-bytes 2000)
@@ -92,10 +93,16 @@ setup_file() {
 }
 
 teardown_file() {
-	local pid
+	local pid log rc=0
+	if [ -f "$BATS_FILE_TMPDIR/servers" ]; then
+		while read -r pid log; do
+			stop_server "$pid" "$log" || rc=1
+		done <"$BATS_FILE_TMPDIR/servers"
+	fi
 	while read -r pid; do
 		kill "$pid" 2>/dev/null || true
 	done <"$BATS_FILE_TMPDIR/pids"
+	return $rc
 }
 
 setup() {

@@ -28,10 +28,11 @@ setup_file() {
 }
 
 teardown_file() {
-	local i
+	local i rc=0
 	for i in 1 2 3; do
-		kill "$(cat "$BATS_FILE_TMPDIR/w$i.pid")" 2>/dev/null || true
+		stop_server "$(cat "$BATS_FILE_TMPDIR/w$i.pid")" "$BATS_FILE_TMPDIR/w$i.log" || rc=1
 	done
+	return $rc
 }
 
 setup() {

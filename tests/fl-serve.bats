@@ -26,7 +26,10 @@ setup_file() {
 }
 
 teardown_file() {
-	kill "$(cat "$BATS_FILE_TMPDIR/a.pid")" "$(cat "$BATS_FILE_TMPDIR/b.pid")" 2>/dev/null || true
+	local rc=0
+	stop_server "$(cat "$BATS_FILE_TMPDIR/a.pid")" "$BATS_FILE_TMPDIR/a.log" || rc=1
+	stop_server "$(cat "$BATS_FILE_TMPDIR/b.pid")" "$BATS_FILE_TMPDIR/b.log" || rc=1
+	return $rc
 }
 
 setup() {

@@ -28,7 +28,7 @@ setup_path() {
 		for p in "$FLKIT_ROOT"/bin/fl-*; do
 			[ -x "$p" ] || continue
 			if [ -n "$VALGRIND" ]; then
-				printf '#!/bin/sh\nexec valgrind -q --leak-check=full --error-exitcode=99 --errors-for-leak-kinds=definite %s "$@"\n' "$p" >"$wrap/${p##*/}"
+				printf '#!/bin/sh\nexec valgrind -q --leak-check=full --error-exitcode=99 --errors-for-leak-kinds=definite,indirect,possible %s "$@"\n' "$p" >"$wrap/${p##*/}"
 				chmod +x "$wrap/${p##*/}"
 			else
 				ln -s "$p" "$wrap/${p##*/}"
@@ -38,6 +38,20 @@ setup_path() {
 	PATH="$wrap:$PATH"
 }
 setup_path
+
+# stop_server PID [LOG]: SIGTERM a server started in setup_file and wait for
+# it (teardown_file runs in the same shell). It must exit 0: under VALGRIND
+# that is valgrind's verdict on the whole session, errors and leaks (99).
+stop_server() {
+	local rc=0
+	kill -TERM "$1" 2>/dev/null || return 0
+	wait "$1" || rc=$?
+	if [ "$rc" -ne 0 ]; then
+		echo "server $1 exited $rc${2:+; its log $2:}" >&2
+		[ -n "$2" ] && tail -n 60 "$2" >&2
+		return 1
+	fi
+}
 
 # Each test gets its own empty directory as the working directory.
 common_setup() {

@@ -220,6 +220,10 @@ test_check(void)
 	CHECK(check_bytes(b, n, 11, err) == FL_EBLOB && strstr(err, "magic"),
 	    "bad magic: %s", err);
 	CHECK(check_bytes(b, 0, 1, err) == FL_EBLOB, "empty: %s", err);
+	memcpy(b, FL_MAGIC, FL_MAGIC_LEN);
+	memset(b + FL_MAGIC_LEN, 0, 5);	/* a header of 0 bytes, then a byte */
+	CHECK(check_bytes(b, FL_MAGIC_LEN + 5, FL_MAGIC_LEN + 5, err) == FL_EBLOB,
+	    "zero-length header refused (it used to loop): %s", err);
 	free(b);
 
 	FILE *f = tmpfile();

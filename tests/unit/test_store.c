@@ -137,7 +137,7 @@ count_dir(const char *dir)
 int
 main(void)
 {
-	char dir[] = "/tmp/flkit-store.XXXXXX", sub[600], err[FL_ERRLEN];
+	char dir[] = "/tmp/flkit-store.XXXXXX", sub[600], err[FL_ERRLEN] = "";
 	char id1[FL_ID_LEN + 1], id2[FL_ID_LEN + 1], id3[FL_ID_LEN + 1], got[FL_ID_LEN + 1];
 	char id4[FL_ID_LEN + 1];
 	unsigned char rbuf[4096];
