@@ -963,6 +963,8 @@ fl_upload(struct fl_client *c, const struct fl_endpoint *ep, const char *path,
 	}
 	curl_easy_setopt(h, CURLOPT_READFUNCTION, on_read);
 	curl_easy_setopt(h, CURLOPT_READDATA, &x);
+	/* reads and sends of 1 MiB rather than 64 KiB (libcurl allows 2) */
+	curl_easy_setopt(h, CURLOPT_UPLOAD_BUFFERSIZE, 1L << 20);
 	if (ep) {
 		curl_easy_setopt(h, CURLOPT_POST, 1L);
 		curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)x.size);

@@ -96,7 +96,7 @@ void
 srv_pool_stop(struct fl_server *s)
 {
 	pthread_mutex_lock(&s->qmu);
-	s->quit = 1;
+	__atomic_store_n(&s->quit, 1, __ATOMIC_RELAXED);
 	pthread_cond_broadcast(&s->qcv);
 	pthread_cond_broadcast(&s->fcv);
 	pthread_mutex_unlock(&s->qmu);
@@ -713,6 +713,10 @@ fit_progress(void *arg, const struct fl_train_progress *p)
 	struct fl_val v;
 	double now = fl_monotonic();
 
+	/* The server is being freed (its grace period is over): stop, or
+	 * joining this thread would wait for the whole fit. */
+	if (__atomic_load_n(&r->s->quit, __ATOMIC_RELAXED))
+		return 1;
 	if (!p->epoch_done && now - r->last_progress < 1)
 		return 0;
 	r->last_progress = now;
