@@ -1415,8 +1415,9 @@ fl_server_new(struct fl_server **out, const struct fl_server_opts *o, char *err)
 	if (s->lim.total > s->max_object)
 		s->lim.total = s->max_object;
 	pthread_mutex_init(&s->qmu, NULL);
-	pthread_cond_init(&s->qcv, NULL);
-	pthread_cond_init(&s->fcv, NULL);
+	s->work.s = s->fits.s = s;
+	pthread_cond_init(&s->work.cv, NULL);
+	pthread_cond_init(&s->fits.cv, NULL);
 	if (o->max_fits) {
 		s->max_fits = o->max_fits;
 	} else {
@@ -1541,8 +1542,8 @@ fl_server_free(struct fl_server *s)
 	if (s->curl_init)
 		curl_global_cleanup();
 	pthread_mutex_destroy(&s->qmu);
-	pthread_cond_destroy(&s->qcv);
-	pthread_cond_destroy(&s->fcv);
+	pthread_cond_destroy(&s->work.cv);
+	pthread_cond_destroy(&s->fits.cv);
 	free(s->sendbuf);
 	free(s);
 }

@@ -119,6 +119,13 @@ struct job {
 	struct req *r;
 };
 
+/* A queue of jobs and its threads' condition (under s->qmu). */
+struct jobq {
+	struct fl_server *s;
+	pthread_cond_t cv;
+	struct job *head, *tail;
+};
+
 struct fl_server {
 	struct fl_server_opts o;
 	struct lws_context *ctx;
@@ -136,9 +143,8 @@ struct fl_server {
 	size_t ntickets;
 	int curl_init;
 
-	pthread_mutex_t qmu;		/* jobs and the done list */
-	pthread_cond_t qcv;
-	struct job *jhead, *jtail;
+	pthread_mutex_t qmu;		/* the queues and the done list */
+	struct jobq work;		/* disk, validation, handlers, pushes */
 	struct req *done;
 	struct pending_event *evhead, *evtail;
 	pthread_t *threads;
@@ -146,8 +152,7 @@ struct fl_server {
 	int quit;
 	/* fits: their own threads and queue (qmu); nfits counts the fits
 	 * admitted, uploading, queued or running */
-	pthread_cond_t fcv;
-	struct job *fhead, *ftail;
+	struct jobq fits;
 	pthread_t *fthreads;
 	unsigned nfthreads, max_fits, nfits;
 	/* datasets kept after their first fit, one per --dataset (dmu): only

@@ -28,48 +28,26 @@
 
 extern char **environ;
 
+/* A thread of queue q: run its jobs until the server quits. */
 static void *
-worker_main(void *arg)
+queue_main(void *arg)
 {
-	struct fl_server *s = arg;
+	struct jobq *q = arg;
+	struct fl_server *s = q->s;
 	struct job *j;
 
 	for (;;) {
 		pthread_mutex_lock(&s->qmu);
-		while (!s->jhead && !s->quit)
-			pthread_cond_wait(&s->qcv, &s->qmu);
-		if (!s->jhead) {
+		while (!q->head && !s->quit)
+			pthread_cond_wait(&q->cv, &s->qmu);
+		if (!q->head) {
 			pthread_mutex_unlock(&s->qmu);
 			return NULL;
 		}
-		j = s->jhead;
-		s->jhead = j->next;
-		if (!s->jhead)
-			s->jtail = NULL;
-		pthread_mutex_unlock(&s->qmu);
-		j->fn(j->r);
-		free(j);
-	}
-}
-
-static void *
-fit_main(void *arg)
-{
-	struct fl_server *s = arg;
-	struct job *j;
-
-	for (;;) {
-		pthread_mutex_lock(&s->qmu);
-		while (!s->fhead && !s->quit)
-			pthread_cond_wait(&s->fcv, &s->qmu);
-		if (!s->fhead) {
-			pthread_mutex_unlock(&s->qmu);
-			return NULL;
-		}
-		j = s->fhead;
-		s->fhead = j->next;
-		if (!s->fhead)
-			s->ftail = NULL;
+		j = q->head;
+		q->head = j->next;
+		if (!q->head)
+			q->tail = NULL;
 		pthread_mutex_unlock(&s->qmu);
 		j->fn(j->r);
 		free(j);
@@ -82,12 +60,14 @@ srv_pool_start(struct fl_server *s, char *err)
 	if (!(s->fthreads = calloc(s->max_fits, sizeof(*s->fthreads))))
 		return fl_err(err, FL_EFAIL, "out of memory");
 	for (s->nfthreads = 0; s->nfthreads < s->max_fits; s->nfthreads++)
-		if (pthread_create(&s->fthreads[s->nfthreads], NULL, fit_main, s))
+		if (pthread_create(&s->fthreads[s->nfthreads], NULL, queue_main,
+		    &s->fits))
 			return fl_errno(err, FL_EFAIL, "cannot start a thread");
 	if (!(s->threads = calloc(s->o.threads, sizeof(*s->threads))))
 		return fl_err(err, FL_EFAIL, "out of memory");
 	for (s->nthreads = 0; s->nthreads < s->o.threads; s->nthreads++)
-		if (pthread_create(&s->threads[s->nthreads], NULL, worker_main, s))
+		if (pthread_create(&s->threads[s->nthreads], NULL, queue_main,
+		    &s->work))
 			return fl_errno(err, FL_EFAIL, "cannot start a thread");
 	return FL_OK;
 }
@@ -97,8 +77,8 @@ srv_pool_stop(struct fl_server *s)
 {
 	pthread_mutex_lock(&s->qmu);
 	__atomic_store_n(&s->quit, 1, __ATOMIC_RELAXED);
-	pthread_cond_broadcast(&s->qcv);
-	pthread_cond_broadcast(&s->fcv);
+	pthread_cond_broadcast(&s->work.cv);
+	pthread_cond_broadcast(&s->fits.cv);
 	pthread_mutex_unlock(&s->qmu);
 	for (unsigned i = 0; i < s->nthreads; i++)
 		pthread_join(s->threads[i], NULL);
@@ -112,9 +92,9 @@ srv_pool_stop(struct fl_server *s)
 	s->nthreads = 0;
 }
 
-/* Queue fn(r); the caller has counted the job in r->jobs. */
+/* Queue fn(r) on q; the caller has counted the job in r->jobs. */
 static void
-submit(struct req *r, void (*fn)(struct req *))
+push_job(struct jobq *q, struct req *r, void (*fn)(struct req *))
 {
 	struct fl_server *s = r->s;
 	struct job *j = malloc(sizeof(*j));
@@ -128,13 +108,20 @@ submit(struct req *r, void (*fn)(struct req *))
 	j->r = r;
 	j->next = NULL;
 	pthread_mutex_lock(&s->qmu);
-	if (s->jtail)
-		s->jtail->next = j;
+	if (q->tail)
+		q->tail->next = j;
 	else
-		s->jhead = j;
-	s->jtail = j;
-	pthread_cond_signal(&s->qcv);
+		q->head = j;
+	q->tail = j;
+	pthread_cond_signal(&q->cv);
 	pthread_mutex_unlock(&s->qmu);
+}
+
+/* Disk, validation, handlers and pushes go to the worker threads. */
+static void
+submit(struct req *r, void (*fn)(struct req *))
+{
+	push_job(&r->s->work, r, fn);
 }
 
 static void
@@ -148,29 +135,12 @@ set_event(struct req *r, const char *ev, const char *id, const char *kind)
 static void job_fit(struct req *r);
 static void job_aggregate(struct req *r);
 
-/* Queue CPU-bound work (fits, evaluations, aggregations) on the fit
- * threads; r->jobs counts it. */
+/* CPU-bound work (fits, evaluations, aggregations) goes to the fit
+ * threads, one per --max-fits. */
 static void
 submit_fit(struct req *r, void (*fn)(struct req *))
 {
-	struct fl_server *s = r->s;
-	struct job *j = malloc(sizeof(*j));
-
-	if (!j) {
-		fn(r);
-		return;
-	}
-	j->fn = fn;
-	j->r = r;
-	j->next = NULL;
-	pthread_mutex_lock(&s->qmu);
-	if (s->ftail)
-		s->ftail->next = j;
-	else
-		s->fhead = j;
-	s->ftail = j;
-	pthread_cond_signal(&s->fcv);
-	pthread_mutex_unlock(&s->qmu);
+	push_job(&r->s->fits, r, fn);
 }
 
 /* A chunk for at least want bytes of the body: a spare one, or new. */
