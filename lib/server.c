@@ -120,8 +120,8 @@ fl_tokens_free(struct fl_token *t, size_t n)
 }
 
 /* Compare without an early exit, so the time says nothing of the token. */
-static int
-ct_equal(const char *a, const char *b)
+int
+srv_ct_equal(const char *a, const char *b)
 {
 	size_t la = strlen(a), lb = strlen(b), n = la > lb ? la : lb;
 	unsigned char d = la != lb;
@@ -138,7 +138,7 @@ token_rights(struct fl_server *s, const char *tok)
 	int rights = -1;
 
 	for (size_t i = 0; i < s->o.ntokens; i++)
-		if (ct_equal(s->o.tokens[i].token, tok))
+		if (srv_ct_equal(s->o.tokens[i].token, tok))
 			rights = s->o.tokens[i].rights;
 	return rights;
 }
@@ -164,20 +164,31 @@ random_hex(char *out, size_t nbytes)
 		snprintf(out + 2 * i, 3, "%02x", b[i]);
 }
 
-static int
-ticket_take(struct fl_server *s, const char *t)
+int
+srv_ticket_take(struct tickets *tt, const char *t, double now)
 {
-	double now = fl_now();
 	int ok = 0;
 
-	for (size_t i = 0; i < s->ntickets; i++) {
-		if (s->tickets[i].expires < now || ct_equal(s->tickets[i].t, t)) {
-			if (s->tickets[i].expires >= now)
+	for (size_t i = 0; i < tt->n; i++) {
+		if (tt->t[i].expires < now || srv_ct_equal(tt->t[i].t, t)) {
+			if (tt->t[i].expires >= now)
 				ok = 1;
-			s->tickets[i--] = s->tickets[--s->ntickets];
+			tt->t[i--] = tt->t[--tt->n];
 		}
 	}
 	return ok;
+}
+
+int
+srv_ticket_issue(struct tickets *tt, double now, struct ticket *t)
+{
+	srv_ticket_take(tt, "", now);	/* drop the expired ones */
+	if (tt->n >= MAX_TICKETS)
+		return FL_ELIMIT;
+	random_hex(t->t, 24);
+	t->expires = now + TICKET_SECONDS;
+	tt->t[tt->n++] = *t;
+	return FL_OK;
 }
 
 /* Replies */
@@ -525,7 +536,7 @@ authorize(struct req *r, int need, int ticket_ok)
 		return 0;
 	}
 	if (!strncasecmp(h, "Ticket ", 7) && ticket_ok) {
-		if (!ticket_take(s, h + 7)) {
+		if (!srv_ticket_take(&s->tickets, h + 7, fl_now())) {
 			req_reply_err(r, 403, "unknown, used or expired ticket");
 			return 403;
 		}
@@ -953,22 +964,18 @@ route(struct req *r, const char *path)
 	}
 	if (nseg == 1 && !strcmp(seg[0], "tickets")) {
 		struct fl_val v;
-		struct ticket *t;
+		struct ticket t;
 		if (!post)
 			goto method;
 		if (authorize(r, FL_RIGHT_WRITE, 0))
 			goto out;
-		ticket_take(s, "");	/* drop expired ones */
-		if (s->ntickets >= MAX_TICKETS) {
+		if (srv_ticket_issue(&s->tickets, fl_now(), &t)) {
 			req_reply_err(r, 503, "too many open tickets");
 			goto out;
 		}
-		t = &s->tickets[s->ntickets++];
-		random_hex(t->t, 24);
-		t->expires = fl_now() + 600;
 		fl_val_map(&v);
-		fl_map_set_str(&v, "ticket", t->t);
-		fl_map_set_float(&v, "expires", t->expires);
+		fl_map_set_str(&v, "ticket", t.t);
+		fl_map_set_float(&v, "expires", t.expires);
 		req_reply_val(r, 201, &v);
 		fl_val_release(&v);
 		goto out;

@@ -16,6 +16,7 @@
 #include "value.h"
 
 #define MAX_TICKETS 1024
+#define TICKET_SECONDS 600
 #define SEND_CHUNK (256u << 10)	/* replies go out this much at a time */
 
 enum { BODY_NONE, BODY_BLOB, BODY_MESSAGE, BODY_PUSH, BODY_FIT, BODY_FITREF, BODY_AGG };
@@ -113,6 +114,12 @@ struct ticket {
 	double expires;
 };
 
+/* The open upload tickets (the service thread's). */
+struct tickets {
+	struct ticket t[MAX_TICKETS];
+	size_t n;
+};
+
 struct job {
 	struct job *next;
 	void (*fn)(struct req *);
@@ -139,8 +146,7 @@ struct fl_server {
 	int stopping;
 	unsigned inflight;
 	struct wsc *wsc;
-	struct ticket tickets[MAX_TICKETS];
-	size_t ntickets;
+	struct tickets tickets;
 	int curl_init;
 
 	pthread_mutex_t qmu;		/* the queues and the done list */
@@ -161,6 +167,16 @@ struct fl_server {
 	struct fl_dataset *dcache;
 	int *dcached;
 };
+
+/* 1 when strings a and b are equal; the time taken depends on their
+ * lengths only, never on where they differ. */
+int srv_ct_equal(const char *a, const char *b);
+/* Tickets, at time now (fl_now's clock; the tests give their own): issue
+ * one into t (fills t->t and t->expires), FL_ELIMIT when MAX_TICKETS are
+ * open; take one: 1 when it is open (it is then used up), else 0. Both drop
+ * the expired ones. */
+int srv_ticket_issue(struct tickets *tt, double now, struct ticket *t);
+int srv_ticket_take(struct tickets *tt, const char *t, double now);
 
 void srv_log(struct fl_server *s, int level, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
