@@ -138,6 +138,21 @@ emit(struct remote *R, int fd, char *err)
 	return FL_OK;
 }
 
+/* A temp file for a worker's model: standard output gets it whole or not
+ * at all. */
+static int
+tmp_open(char *err)
+{
+	const char *dir = getenv("TMPDIR");
+	int fd;
+
+	if (!dir || !*dir)
+		dir = "/tmp";
+	if ((fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600)) < 0)
+		return fl_errno(err, FL_EIO, "%s: temporary file", dir), -1;
+	return fd;
+}
+
 static int
 task(void *arg, size_t i, const atomic_int *cancel, char *err)
 {
@@ -145,27 +160,40 @@ task(void *arg, size_t i, const atomic_int *cancel, char *err)
 	struct wstate *w = &R->w[i];
 	struct fl_client c = R->cl;	/* its own options; shares the rest */
 	struct fl_endpoint ep;
+	struct fl_blob_reply br = { .sink = sink_fd };
 	struct fl_val reply;
 	struct fl_ptr p = { 0 };
 	char fdpath[64], line[600];
 	const char *id;
-	int fd, tmp = -1, rc;
+	int fd, tmp = -1, rc, model = !R->o->eval && !R->o->pointers;
 
+	fl_val_nil(&reply);
 	c.o.cancel = cancel;
 	c.o.progress = on_transfer;
 	c.o.progress_arg = w;
 	if ((rc = fl_endpoint_resolve(&ep, &c.ws, w->name, err)))
 		return rc;
+	/* The fitted model comes back in the fit's reply, into tmp. */
+	if (model && (tmp = tmp_open(err)) < 0) {
+		fl_endpoint_release(&ep);
+		return FL_EIO;
+	}
+	br.arg = &tmp;
 	/* Each upload reads the spooled model through a file of its own. A
 	 * worker with too many fits queued says 503: wait and ask again. */
 	snprintf(fdpath, sizeof(fdpath), "/proc/self/fd/%d", R->model_fd);
 	for (int busy = 0;; busy++) {
 		if ((fd = open(fdpath, O_RDONLY | O_CLOEXEC)) < 0) {
-			fl_endpoint_release(&ep);
-			return fl_errno(err, FL_EIO, "%s", fdpath);
+			rc = fl_errno(err, FL_EIO, "%s", fdpath);
+			goto out;
 		}
 		w->phase = P_UPLOAD;
-		rc = fl_upload(&c, &ep, R->path, NULL, fd, "<stdin>", &reply, err);
+		if (model)
+			rc = fl_upload_blob(&c, &ep, R->path, fd, "<stdin>", &reply,
+			    &br, err);
+		else
+			rc = fl_upload(&c, &ep, R->path, NULL, fd, "<stdin>", &reply,
+			    err);
 		close(fd);
 		if (!rc || c.last_http != 503 || busy >= MAX_BUSY || *cancel)
 			break;
@@ -174,7 +202,7 @@ task(void *arg, size_t i, const atomic_int *cancel, char *err)
 		for (int t = 0; t < 10 * (busy < 5 ? 1 << busy : 30) && !*cancel; t++)
 			usleep(100000);
 	}
-	if (rc)
+	if (rc && !(model && br.id[0] && !*cancel))
 		goto out;
 	if (R->o->eval) {
 		const struct fl_val *v;
@@ -192,11 +220,14 @@ task(void *arg, size_t i, const atomic_int *cancel, char *err)
 			w->has_accuracy = 1;
 		goto out;
 	}
-	if (!(id = fl_map_get_str(&reply, "id")) || !fl_id_valid(id)) {
+	if (model && br.id[0]) {
+		memcpy(w->id, br.id, sizeof(w->id));
+	} else if (!(id = fl_map_get_str(&reply, "id")) || !fl_id_valid(id)) {
 		rc = fl_err(err, FL_EFAIL, "%s: the reply names no valid id", w->name);
 		goto out;
+	} else {
+		memcpy(w->id, id, sizeof(w->id));
 	}
-	memcpy(w->id, id, sizeof(w->id));
 	if (R->o->pointers) {
 		/* PySyft's way: the update stays there, its pointer comes here */
 		snprintf(line, sizeof(line), "%s/%s\n", w->name, w->id);
@@ -206,22 +237,21 @@ task(void *arg, size_t i, const atomic_int *cancel, char *err)
 		pthread_mutex_unlock(&R->outmu);
 		goto out;
 	}
-	w->phase = P_FETCH;
-	w->done = w->total = 0;
-	{
-		const char *dir = getenv("TMPDIR");
-		if (!dir || !*dir)
-			dir = "/tmp";
-		if ((tmp = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600)) < 0) {
-			rc = fl_errno(err, FL_EIO, "%s: temporary file", dir);
+	if (!br.got) {
+		/* An older worker answered with the id, or the reply was cut
+		 * (the model is stored there): fetch it. */
+		w->phase = P_FETCH;
+		w->done = w->total = 0;
+		if (ftruncate(tmp, 0) || lseek(tmp, 0, SEEK_SET) < 0) {
+			rc = fl_errno(err, FL_EIO, "temporary file");
 			goto out;
 		}
+		p.kind = FL_PTR_ID;
+		p.worker = (char *)w->name;
+		p.name = w->id;
+		if ((rc = fl_fetch(&c, &p, 1, sink_fd, &tmp, NULL, err)))
+			goto out;
 	}
-	p.kind = FL_PTR_ID;
-	p.worker = (char *)w->name;
-	p.name = w->id;
-	if ((rc = fl_fetch(&c, &p, 1, sink_fd, &tmp, NULL, err)))
-		goto out;
 	pthread_mutex_lock(&R->outmu);
 	rc = *cancel ? fl_err(err, FL_ETIMEOUT, "cancelled") : emit(R, tmp, err);
 	pthread_mutex_unlock(&R->outmu);

@@ -193,14 +193,15 @@ srv_ticket_issue(struct tickets *tt, double now, struct ticket *t)
 
 /* Replies */
 
+/* Whether the request's Accept names mime. */
 static int
-wants_json(struct lws *wsi)
+accepts(struct lws *wsi, const char *mime)
 {
 	char acc[256];
 
 	if (lws_hdr_copy(wsi, acc, sizeof(acc), WSI_TOKEN_HTTP_ACCEPT) <= 0)
 		return 0;
-	return strstr(acc, "application/json") != NULL;
+	return strstr(acc, mime) != NULL;
 }
 
 void
@@ -561,8 +562,9 @@ content_length(struct lws *wsi, int *present)
 	return v;
 }
 
-static void
-reply_object(struct req *r, const char *id)
+/* Object id as the reply; a 201 (a fit's result) names it in Location. */
+void
+req_reply_object(struct req *r, int status, const char *id)
 {
 	char err[FL_ERRLEN];
 	uint64_t size;
@@ -573,10 +575,14 @@ reply_object(struct req *r, const char *id)
 		return;
 	}
 	posix_fadvise(r->fd, 0, 0, POSIX_FADV_SEQUENTIAL);
-	r->status = 200;
+	fl_buf_release(&r->out);
+	fl_buf_init(&r->out, 0);
+	r->status = status;
 	r->ctype = FL_BLOB_MIME;
 	r->outlen = size;
 	r->from_fd = 1;
+	if (status == 201)
+		snprintf(r->location, sizeof(r->location), "/v1/objects/%s", id);
 }
 
 static void
@@ -752,7 +758,7 @@ route(struct req *r, const char *path)
 	int nseg = 0, rc, get = !strcmp(m, "GET"), post = !strcmp(m, "POST");
 	const char *p, *q;
 
-	r->json = wants_json(r->wsi);
+	r->json = accepts(r->wsi, FL_JSON_MIME);
 	if (s->stopping) {
 		req_reply_err(r, 503, "shutting down");
 		r->close_after = 1;
@@ -836,7 +842,7 @@ route(struct req *r, const char *path)
 		if (nseg == 2 && get) {
 			if (authorize(r, FL_RIGHT_READ, 0))
 				goto out;
-			reply_object(r, seg[1]);
+			req_reply_object(r, 200, seg[1]);
 			goto out;
 		}
 		if (nseg == 2 && !strcmp(m, "DELETE")) {
@@ -909,6 +915,9 @@ route(struct req *r, const char *path)
 			goto out;
 		}
 		r->fit_mode = !strcmp(seg[0], "eval") ? FIT_EVAL : FIT_TRAIN;
+		/* a fit's result in the reply saves the client a GET */
+		r->want_blob = !agg && r->fit_mode == FIT_TRAIN &&
+		    accepts(r->wsi, FL_BLOB_MIME);
 		if (!agg && (rc = fit_options(r, err))) {
 			req_reply_err(r, rc == FL_ENOTFOUND ? 404 : 400, err);
 			goto out;
@@ -947,7 +956,7 @@ route(struct req *r, const char *path)
 		else if ((rc = fl_store_lookup_tag(s->o.store, seg[1], id, err)))
 			req_reply_err(r, status_of(rc), err);
 		else
-			reply_object(r, id);
+			req_reply_object(r, 200, id);
 		goto out;
 	}
 	if (nseg == 1 && !strcmp(seg[0], "latest") && get) {
@@ -959,7 +968,7 @@ route(struct req *r, const char *path)
 		if ((rc = fl_store_latest(s->o.store, kind, id, err)))
 			req_reply_err(r, status_of(rc), err);
 		else
-			reply_object(r, id);
+			req_reply_object(r, 200, id);
 		goto out;
 	}
 	if (nseg == 1 && !strcmp(seg[0], "tickets")) {
@@ -1081,6 +1090,10 @@ write_reply(struct req *r)
 			    (const unsigned char *)ra, rn, &p, end))
 				return -1;
 		}
+		if (r->location[0] && lws_add_http_header_by_token(wsi,
+		    WSI_TOKEN_HTTP_LOCATION, (const unsigned char *)r->location,
+		    (int)strlen(r->location), &p, end))
+			return -1;
 		if (lws_get_network_wsi(wsi) == wsi &&
 		    lws_add_http_header_by_token(wsi, WSI_TOKEN_CONNECTION,
 		    (const unsigned char *)"close", 5, &p, end))

@@ -78,6 +78,8 @@ struct req {
 	const struct fl_dataset_ref *dsref;
 	int fit_mode, keep_input;
 	int fit_slot, retry_after;
+	int want_blob;			/* a fit's reply is its result */
+	char location[FL_ID_LEN + 16];	/* a 201's Location, or "" */
 	double last_progress;
 	char ev_name[16], ev_id[FL_ID_LEN + 1], ev_kind[80];
 };
@@ -186,6 +188,7 @@ void srv_event(struct fl_server *s, const char *event, const char *id, const cha
 void srv_event_post(struct fl_server *s, struct fl_val *v);
 void req_reply_val(struct req *r, int status, const struct fl_val *v);
 void req_reply_err(struct req *r, int status, const char *msg);
+void req_reply_object(struct req *r, int status, const char *id);
 int status_of(int rc);
 /* From a worker: hand r back (release: the worker lets go of it). */
 void req_done(struct req *r, int what, int release);
