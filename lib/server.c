@@ -1444,8 +1444,10 @@ fl_server_new(struct fl_server **out, const struct fl_server_opts *o, char *err)
 		long nc = sysconf(_SC_NPROCESSORS_ONLN);
 		s->max_fits = nc < 1 ? 1 : nc > 64 ? 64 : (unsigned)nc;
 	}
-	/* Fits run side by side, one thread each: so does the dense math. */
-	fl_train_threads(1);
+	/* Fits run side by side, one thread each: so does the dense math
+	 * (and OpenBLAS is loaded here, before any thread of ours starts). */
+	if (o->ndatasets)
+		fl_train_threads(1);
 	pthread_mutex_init(&s->dmu, NULL);
 	if (!(s->ds = calloc(o->ndatasets + 1, sizeof(*s->ds))) ||
 	    !(s->dcache = calloc(o->ndatasets + 1, sizeof(*s->dcache))) ||
