@@ -32,6 +32,7 @@ struct fl_store {
 	char *dir, *objdir, *tmpdir, *tagpath;
 	int objfd;		/* objects/, to fsync after a rename */
 	uint64_t max_bytes, used, seq;
+	uint64_t reserved;	/* bytes of commits under way, counted as used */
 	struct entry *e;
 	size_t n, cap;
 	struct tag *tags;
@@ -344,9 +345,11 @@ fl_store_usage(struct fl_store *s, uint64_t *objects, uint64_t *bytes)
 static int
 room_locked(struct fl_store *s, uint64_t n, char *err)
 {
-	if (s->max_bytes && (n > s->max_bytes || s->used > s->max_bytes - n))
+	uint64_t used = s->used + s->reserved;
+
+	if (s->max_bytes && (n > s->max_bytes || used > s->max_bytes - n))
 		return fl_err(err, FL_ELIMIT, "store full: %llu of %llu bytes used, "
-		    "%llu more asked", (unsigned long long)s->used,
+		    "%llu more asked", (unsigned long long)used,
 		    (unsigned long long)s->max_bytes, (unsigned long long)n);
 	return FL_OK;
 }
@@ -531,6 +534,14 @@ new_id(char *id)
 		snprintf(id + 2 * i, 3, "%02x", b[i]);
 }
 
+static void
+unreserve(struct fl_store *s, uint64_t n)
+{
+	pthread_mutex_lock(&s->mu);
+	s->reserved -= n;
+	pthread_mutex_unlock(&s->mu);
+}
+
 int
 fl_store_commit(struct fl_store *s, struct fl_upload *u,
     const struct fl_limits *lim, const char *tag, char *id, struct fl_val *info,
@@ -538,7 +549,7 @@ fl_store_commit(struct fl_store *s, struct fl_upload *u,
 {
 	struct entry e;
 	char *path = NULL;
-	int rc, tries, again;
+	int rc, tries, again, reserved = 0;
 
 	if (info)
 		fl_val_nil(info);
@@ -549,7 +560,15 @@ fl_store_commit(struct fl_store *s, struct fl_upload *u,
 		rc = validate(u->tmp, u->bytes, lim, err);
 	if (rc)
 		goto fail;
-	if ((rc = fl_store_room(s, u->bytes, err)))
+	/* The room is taken now, under the lock: commits running side by side
+	 * would each see it free and together overfill the store. */
+	pthread_mutex_lock(&s->mu);
+	if ((rc = room_locked(s, u->bytes, err)) == FL_OK) {
+		s->reserved += u->bytes;
+		reserved = 1;
+	}
+	pthread_mutex_unlock(&s->mu);
+	if (rc)
 		goto fail;
 	if (fsync(u->fd)) {
 		rc = fl_errno(err, FL_EIO, "%s: fsync", u->tmp);
@@ -577,6 +596,7 @@ fl_store_commit(struct fl_store *s, struct fl_upload *u,
 	if ((rc = entry_load(&e, path, id, err))) {
 		unlink(path);
 		free(path);
+		unreserve(s, u->bytes);
 		return rc;
 	}
 	free(path);
@@ -587,6 +607,7 @@ fl_store_commit(struct fl_store *s, struct fl_upload *u,
 		fl_map_set_uint(info, "bytes", e.bytes);
 	}
 	pthread_mutex_lock(&s->mu);
+	s->reserved -= u->bytes;
 	if (index_add(s, &e)) {
 		pthread_mutex_unlock(&s->mu);
 		entry_release(&e);
@@ -598,6 +619,8 @@ fl_store_commit(struct fl_store *s, struct fl_upload *u,
 	return rc;
 fail:
 	free(path);
+	if (reserved)
+		unreserve(s, u->bytes);
 	fl_store_abort(u);
 	return rc;
 }

@@ -214,16 +214,25 @@ PY
 	curl -sf "$A/v1/health" >/dev/null
 }
 
-@test "security: --max-store-bytes: a store past it is 507, nothing partial, room again after a delete" {
+@test "security: --max-store-bytes: a store past it is 507, also for uploads at once; nothing partial; room again after a delete" {
 	local size ids=() id i
 	size=$(stat -c %s "$D/m.blob")
 	own --max-store-bytes $((3 * size + size / 2))
-	for i in 1 2 3; do
-		id=$(curl -sf "${RW[@]}" -H 'Accept: application/json' --data-binary @"$D/m.blob" \
-			"http://127.0.0.1:$OP/v1/objects" | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')
-		ids+=("$id")
-	done
 	A=http://127.0.0.1:$OP
+	# 8 at once, room for 3: three are stored, whichever they are
+	local pids=()
+	for i in 1 2 3 4 5 6 7 8; do
+		curl -s -o "r.$i" -w '%{http_code}\n' "${RW[@]}" -H 'Accept: application/json' \
+			--data-binary @"$D/m.blob" "$A/v1/objects" > "c.$i" &
+		pids+=($!)
+	done
+	wait "${pids[@]}"
+	[ "$(cat c.* | grep -c 201)" = 3 ]
+	[ "$(cat c.* | grep -c 507)" = 5 ]
+	for i in 1 2 3 4 5 6 7 8; do
+		[ "$(cat "c.$i")" = 201 ] || continue
+		ids+=("$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["id"])' "r.$i")")
+	done
 	[ "$(code POST /v1/objects "${RW[@]}" --data-binary @"$D/m.blob")" = 507 ]
 	grep -q "store full: $((3 * size)) of $((3 * size + size / 2)) bytes used" body
 	# fl-send says so and exits 5 (FL_ELIMIT)
