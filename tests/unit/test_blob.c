@@ -319,6 +319,73 @@ test_map(void)
 	close(p[0]);
 }
 
+/* Many tensors that go through the read-ahead buffer (each below the size
+ * read straight into the caller's memory), from a file and from a pipe:
+ * the buffer starts small and grows as it refills. */
+static void
+test_buffered(void)
+{
+	enum { NT = 24, NE = 30000 };	/* 120 KB each */
+	struct fl_header h, g;
+	struct fl_writer wr;
+	struct fl_reader r;
+	float *x = malloc(NE * sizeof(float)), *y = malloc(NE * sizeof(float));
+	char err[FL_ERRLEN] = "", name[16];
+	uint64_t shape[1] = { NE };
+	int fd, rc, bad = 0;
+
+	fl_header_init(&h, "model");
+	for (int t = 0; t < NT; t++) {
+		snprintf(name, sizeof(name), "t%d", t);
+		fl_header_add(&h, name, FL_F32, 1, shape);
+	}
+	fd = open(path, O_WRONLY | O_TRUNC);
+	rc = fl_writer_begin(&wr, fd, "t", &h, err);
+	for (int t = 0; !rc && t < NT; t++) {
+		for (int i = 0; i < NE; i++)
+			x[i] = (float)(t * NE + i);
+		rc = fl_writer_tensor(&wr, x, err);
+	}
+	rc = rc || fl_writer_end(&wr, err);
+	close(fd);
+	CHECK(rc == FL_OK, "buffered: %d tensors written (%s)", NT, err);
+	for (int pipe_ = 0; pipe_ < 2; pipe_++) {
+		int p[2] = { -1, -1 };
+		if (pipe_) {
+			pipe(p);
+			if (fork() == 0) {	/* in pieces of 4 KiB */
+				int in = open(path, O_RDONLY);
+				char buf[4096];
+				ssize_t k;
+				close(p[0]);
+				while ((k = read(in, buf, sizeof(buf))) > 0)
+					write(p[1], buf, (size_t)k);
+				_exit(0);
+			}
+			close(p[1]);
+			fl_reader_fd(&r, p[0], "pipe");
+		} else {
+			fl_reader_open(&r, path, err);
+		}
+		rc = fl_reader_next(&r, &g, err);
+		for (int t = 0; !rc && t < NT; t++) {
+			rc = fl_reader_tensor(&r, (size_t)t, y, err);
+			for (int i = 0; !rc && i < NE; i++)
+				bad |= y[i] != (float)(t * NE + i);
+		}
+		rc = rc || fl_reader_finish(&r, err);
+		CHECK(rc == FL_OK && !bad, "buffered from a %s: every tensor back (%s)",
+		    pipe_ ? "pipe" : "file", err);
+		fl_header_release(&g);
+		fl_reader_close(&r);
+		if (pipe_)
+			close(p[0]);
+	}
+	free(x);
+	free(y);
+	fl_header_release(&h);
+}
+
 static void
 test_half(void)
 {
@@ -352,6 +419,7 @@ main(void)
 	test_half();
 	test_skip();
 	test_map();
+	test_buffered();
 	unlink(path);
 	return unit_done();
 }
