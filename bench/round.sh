@@ -91,6 +91,29 @@ for n in 3 20; do
 	    printf "%-8s %8.3fs %8.3fs %8.1f%% %8.3fs %8.1f%% %8.3fs\n", n, rt, lt,
 	    100 * (rt - lt) / rt, lf, 100 * (rt - lf) / rt, sf }'
 done
+
+# The fixed cost: the same rounds on shards of 67 samples (a fit of about
+# a millisecond), so that what is left is process starts, transfers,
+# storing (fsync), orchestration and fl-avg.
+mkdir -p tiny
+[ -f tiny/t20.blob ] || fl-pack split -q --parts 900 --seed 1 --prefix tiny/t train.blob
+printf '%-8s %9s\n' workers "fixed cost of a round (training ~0)"
+for n in 3 20; do
+	workers_init "$D/n$n"
+	names=
+	for i in $(seq "$n"); do
+		worker_start "n$i" --dataset train="$D/tiny/t$i.blob"
+		names="$names n$i"
+	done
+	workers_wait
+	remote_round
+	: > null.t
+	for r in $(seq $((RUNS * 4))); do
+		seconds remote_round >> null.t
+	done
+	workers_stop
+	awk -v n="$n" -v t="$(median < null.t)" 'BEGIN { printf "%-8s %8.1f ms\n", n, 1000 * t }'
+done
 echo "(medians of $RUNS; round: fl-fit --dataset | fl-avg -; local: the same fits"
 echo " as local processes, all at once, and fl-avg; longest: the round's longest"
 echo " fit as its worker timed it; ovh: (round - baseline) / round)"
