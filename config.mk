@@ -6,14 +6,18 @@ MANPREFIX = $(PREFIX)/share/man
 BASHCOMPDIR = $(PREFIX)/share/bash-completion/completions
 ZSHCOMPDIR = $(PREFIX)/share/zsh/vendor-completions
 
-PKGS = libcurl libwebsockets msgpack zlib libdeflate openblas
+PKGS = libcurl libwebsockets msgpack zlib libdeflate
+# OpenBLAS: its cblas.h at build time; the library itself is dlopen'ed by
+# lib/blas.c when the first network is built, so that a program that
+# trains nothing does not map it and start its threads (~5 ms a start).
+BLASPKG = openblas
+BLASLIB = libopenblas.so.0
 
 CC ?= cc
 OPT = -O2 -g -fno-math-errno
 WARN = -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes $(WERROR)
-CPPFLAGS += -D_GNU_SOURCE -DFL_VERSION=\"$(VERSION)\" -Ilib
-CFLAGS += -std=c11 $(OPT) $(WARN) -pthread $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-# --as-needed: a program links only the libraries it calls; fl-avg then
-# carries no OpenBLAS, whose start-up threads spin for 0.1 s.
+CPPFLAGS += -D_GNU_SOURCE -DFL_VERSION=\"$(VERSION)\" -DFL_BLAS_LIB=\"$(BLASLIB)\" -Ilib
+CFLAGS += -std=c11 $(OPT) $(WARN) -pthread $(shell pkg-config --cflags $(PKGS) $(BLASPKG) 2>/dev/null)
+# --as-needed: a program links only the libraries it calls.
 LDFLAGS += -Wl,--as-needed
 LDLIBS += $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lm -pthread

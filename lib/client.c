@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -499,6 +500,10 @@ struct xfer {
 	const unsigned char *pre;	/* bytes already read from fd */
 	size_t prelen;
 	struct fl_check *upcheck;
+	/* an upload whose reply may be a blob (fl_upload_blob) */
+	struct fl_blob_reply *br;
+	struct fl_check *brcheck;
+	int reply_kind;		/* 0: not known yet, 1: a blob, 2: other */
 };
 
 static long
@@ -523,6 +528,17 @@ on_write(char *p, size_t sz, size_t nm, void *arg)
 		size_t room = MAX_ERRBODY - x->errbody.len;
 		fl_buf_add(&x->errbody, p, n < room ? n : room);
 		return n;
+	}
+	if (x->br && !x->reply_kind) {
+		char *ct = NULL;
+		curl_easy_getinfo(x->h, CURLINFO_CONTENT_TYPE, &ct);
+		x->reply_kind = ct && !strncmp(ct, FL_BLOB_MIME,
+		    strlen(FL_BLOB_MIME)) ? 1 : 2;
+		if (x->reply_kind == 1) {
+			x->check = x->brcheck;
+			x->sink = x->br->sink;
+			x->arg = x->br->arg;
+		}
 	}
 	if (!x->check) {
 		if ((rc = fl_buf_add(x->body, p, n))) {
@@ -918,13 +934,36 @@ read_head(int fd, struct fl_check *k, char *err)
 	return FL_OK;
 }
 
-int
-fl_upload(struct fl_client *c, const struct fl_endpoint *ep, const char *path,
-    const char *ticket, int fd, const char *name, struct fl_val *reply, char *err)
+/* A blob reply's object id, from its Location: /v1/objects/ID. */
+static size_t
+on_header(char *p, size_t sz, size_t nm, void *arg)
 {
-	struct fl_check k;
+	struct xfer *x = arg;
+	size_t n = sz * nm, k = sizeof("location:") - 1;
+	const char *obj = "/v1/objects/";
+	char v[128];
+
+	if (n > k && n - k < sizeof(v) && !strncasecmp(p, "location:", k)) {
+		size_t i = k, j = 0;
+		while (i < n && (p[i] == ' ' || p[i] == '\t'))
+			i++;
+		while (i < n && p[i] != '\r' && p[i] != '\n')
+			v[j++] = p[i++];
+		v[j] = 0;
+		if (!strncmp(v, obj, strlen(obj)) && fl_id_valid(v + strlen(obj)))
+			memcpy(x->br->id, v + strlen(obj), FL_ID_LEN + 1);
+	}
+	return n;
+}
+
+static int
+upload(struct fl_client *c, const struct fl_endpoint *ep, const char *path,
+    const char *ticket, int fd, const char *name, struct fl_val *reply,
+    struct fl_blob_reply *br, char *err)
+{
+	struct fl_check k, rk;
 	struct fl_buf out;
-	struct xfer x = { .c = c, .err = err, .fd = fd };
+	struct xfer x = { .c = c, .err = err, .fd = fd, .br = br, .brcheck = &rk };
 	char ebuf[CURL_ERROR_SIZE] = "";
 	struct curl_slist *hl = NULL;
 	unsigned char *pre = NULL;
@@ -935,7 +974,12 @@ fl_upload(struct fl_client *c, const struct fl_endpoint *ep, const char *path,
 
 	if (reply)
 		fl_val_nil(reply);
+	if (br) {
+		br->id[0] = 0;
+		br->got = 0;
+	}
 	fl_check_init(&k, name);
+	fl_check_init(&rk, ep ? ep->name : path);
 	if ((rc = read_head(fd, &k, err))) {
 		fl_check_release(&k);
 		return rc;
@@ -957,9 +1001,14 @@ fl_upload(struct fl_client *c, const struct fl_endpoint *ep, const char *path,
 	x.who = ep ? ep->name : path;
 	url = ep ? make_url(ep->url, path) : strdup(path);
 	if (!url || !(h = easy(&x, url, ep ? ep->token : NULL, ticket, !ep,
-	    ep ? FL_MSGPACK_MIME : "*/*", FL_BLOB_MIME, &hl, ebuf))) {
+	    !ep ? "*/*" : br ? FL_BLOB_MIME ", " FL_MSGPACK_MIME ";q=0.5" :
+	    FL_MSGPACK_MIME, FL_BLOB_MIME, &hl, ebuf))) {
 		rc = fl_err(err, FL_EFAIL, "out of memory");
 		goto out;
+	}
+	if (br) {
+		curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);
+		curl_easy_setopt(h, CURLOPT_HEADERDATA, &x);
 	}
 	curl_easy_setopt(h, CURLOPT_READFUNCTION, on_read);
 	curl_easy_setopt(h, CURLOPT_READDATA, &x);
@@ -978,9 +1027,15 @@ fl_upload(struct fl_client *c, const struct fl_endpoint *ep, const char *path,
 	rc = xfer_error(&x, cc, ebuf, url, 1);
 	if (!rc && !k.done)
 		rc = fl_check_end(&k, err);
-	if (!rc && ep && reply && out.len &&
-	    (rc = fl_val_unpack(reply, out.data, out.len, err)))
+	if (!rc && x.reply_kind == 1) {
+		if (!(rc = fl_check_end(&rk, err)) && !br->id[0])
+			rc = fl_err(err, FL_EFAIL, "%s: a blob reply without a "
+			    "Location naming its object", x.who);
+		br->got = !rc;
+	} else if (!rc && ep && reply && out.len &&
+	    (rc = fl_val_unpack(reply, out.data, out.len, err))) {
 		fl_err_prefix(err, "%s: bad reply", ep->name);
+	}
 	curl_slist_free_all(hl);
 	curl_easy_cleanup(h);
 out:
@@ -989,7 +1044,23 @@ out:
 	fl_buf_release(&out);
 	fl_buf_release(&x.errbody);
 	fl_check_release(&k);
+	fl_check_release(&rk);
 	return rc;
+}
+
+int
+fl_upload(struct fl_client *c, const struct fl_endpoint *ep, const char *path,
+    const char *ticket, int fd, const char *name, struct fl_val *reply, char *err)
+{
+	return upload(c, ep, path, ticket, fd, name, reply, NULL, err);
+}
+
+int
+fl_upload_blob(struct fl_client *c, const struct fl_endpoint *ep,
+    const char *path, int fd, const char *name, struct fl_val *reply,
+    struct fl_blob_reply *br, char *err)
+{
+	return upload(c, ep, path, NULL, fd, name, reply, br, err);
 }
 
 /* One GET of a blob into k and, unless it is a reference, sink. */

@@ -144,6 +144,24 @@ int fl_upload(struct fl_client *c, const struct fl_endpoint *ep, const char *pat
     const char *ticket, int fd, const char *name, struct fl_val *reply, char *err);
 
 /*
+ * Upload as fl_upload (to a worker), asking for a blob in reply (a fit's
+ * result: POST /v1/fit/KEY). A blob reply is checked as it arrives and
+ * passed to br->sink, its object id taken from its Location, and br->got
+ * set; any other reply (an older fl-serve) is decoded into *reply as
+ * fl_upload does, br->got 0. A cut blob reply fails with br->id perhaps
+ * known, for the caller to fetch it again.
+ */
+struct fl_blob_reply {
+	fl_sink_fn sink;
+	void *arg;
+	char id[FL_ID_LEN + 1];
+	int got;
+};
+int fl_upload_blob(struct fl_client *c, const struct fl_endpoint *ep,
+    const char *path, int fd, const char *name, struct fl_val *reply,
+    struct fl_blob_reply *br, char *err);
+
+/*
  * Fetch the blob p names, checked as it arrives, into sink. A reference
  * (a blob of kind "pointer") is followed to the data, at most FL_MAX_HOPS
  * hops, a loop refused; with follow 0 the first reference is not followed

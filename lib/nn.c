@@ -1,4 +1,5 @@
-/* nn.c: layers, losses and sequential networks on float arrays and cblas. */
+/* nn.c: layers, losses and sequential networks on float arrays and cblas
+ * (blas.h). */
 #include <assert.h>
 #include <math.h>
 #include <stdio.h>
@@ -6,8 +7,8 @@
 #include <string.h>
 #include <sys/mman.h>
 
-#include <cblas.h>
 
+#include "blas.h"
 #include "nn.h"
 #include "util.h"
 
@@ -32,8 +33,7 @@ fl_linear_forward(float *out, const float *in, const float *w, const float *b,
 		beta = 1.0f;
 	}
 	/* out (B, OUT) = in (B, IN) . w^T (IN, OUT) [+ out] */
-	cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B, OUT, IN,
-	    1.0f, in, IN, w, IN, beta, out, OUT);
+	fl_sgemm(0, 1, B, OUT, IN, 1.0f, in, IN, w, IN, beta, out, OUT);
 }
 
 /* Elementwise kernels, called on blocks of BLOCK and on the rest. */
@@ -110,12 +110,10 @@ fl_linear_backward(float *din, float *dw, float *db, const float *dout,
 {
 	/* din (B, IN) += dout (B, OUT) . w (OUT, IN) */
 	if (din)
-		cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, B, IN,
-		    OUT, 1.0f, dout, OUT, w, IN, 1.0f, din, IN);
+		fl_sgemm(0, 0, B, IN, OUT, 1.0f, dout, OUT, w, IN, 1.0f, din, IN);
 	/* dw (OUT, IN) += dout^T (OUT, B) . in (B, IN) */
 	if (dw)
-		cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, OUT, IN,
-		    B, 1.0f, dout, OUT, in, IN, 1.0f, dw, IN);
+		fl_sgemm(1, 0, OUT, IN, B, 1.0f, dout, OUT, in, IN, 1.0f, dw, IN);
 	if (db)
 		for (int i = 0; i < B; i++)
 			vadd(db, dout + (size_t)i * OUT, (size_t)OUT);
@@ -398,7 +396,8 @@ net_init(struct fl_net *net, const struct fl_arch *arch, int maxbatch,
 	size_t np = 0, na = 0, pp = 0, ap = 0;
 
 	memset(net, 0, sizeof *net);
-	if ((rc = check_arch(arch, maxbatch, err)) != FL_OK)
+	if ((rc = check_arch(arch, maxbatch, err)) != FL_OK ||
+	    (rc = fl_blas_load(err)) != FL_OK)
 		return rc;
 	net->arch = *arch;
 	net->maxbatch = maxbatch;

@@ -120,8 +120,8 @@ fl_tokens_free(struct fl_token *t, size_t n)
 }
 
 /* Compare without an early exit, so the time says nothing of the token. */
-static int
-ct_equal(const char *a, const char *b)
+int
+srv_ct_equal(const char *a, const char *b)
 {
 	size_t la = strlen(a), lb = strlen(b), n = la > lb ? la : lb;
 	unsigned char d = la != lb;
@@ -138,7 +138,7 @@ token_rights(struct fl_server *s, const char *tok)
 	int rights = -1;
 
 	for (size_t i = 0; i < s->o.ntokens; i++)
-		if (ct_equal(s->o.tokens[i].token, tok))
+		if (srv_ct_equal(s->o.tokens[i].token, tok))
 			rights = s->o.tokens[i].rights;
 	return rights;
 }
@@ -164,32 +164,44 @@ random_hex(char *out, size_t nbytes)
 		snprintf(out + 2 * i, 3, "%02x", b[i]);
 }
 
-static int
-ticket_take(struct fl_server *s, const char *t)
+int
+srv_ticket_take(struct tickets *tt, const char *t, double now)
 {
-	double now = fl_now();
 	int ok = 0;
 
-	for (size_t i = 0; i < s->ntickets; i++) {
-		if (s->tickets[i].expires < now || ct_equal(s->tickets[i].t, t)) {
-			if (s->tickets[i].expires >= now)
+	for (size_t i = 0; i < tt->n; i++) {
+		if (tt->t[i].expires < now || srv_ct_equal(tt->t[i].t, t)) {
+			if (tt->t[i].expires >= now)
 				ok = 1;
-			s->tickets[i--] = s->tickets[--s->ntickets];
+			tt->t[i--] = tt->t[--tt->n];
 		}
 	}
 	return ok;
 }
 
+int
+srv_ticket_issue(struct tickets *tt, double now, struct ticket *t)
+{
+	srv_ticket_take(tt, "", now);	/* drop the expired ones */
+	if (tt->n >= MAX_TICKETS)
+		return FL_ELIMIT;
+	random_hex(t->t, 24);
+	t->expires = now + TICKET_SECONDS;
+	tt->t[tt->n++] = *t;
+	return FL_OK;
+}
+
 /* Replies */
 
+/* Whether the request's Accept names mime. */
 static int
-wants_json(struct lws *wsi)
+accepts(struct lws *wsi, const char *mime)
 {
 	char acc[256];
 
 	if (lws_hdr_copy(wsi, acc, sizeof(acc), WSI_TOKEN_HTTP_ACCEPT) <= 0)
 		return 0;
-	return strstr(acc, "application/json") != NULL;
+	return strstr(acc, mime) != NULL;
 }
 
 void
@@ -525,7 +537,7 @@ authorize(struct req *r, int need, int ticket_ok)
 		return 0;
 	}
 	if (!strncasecmp(h, "Ticket ", 7) && ticket_ok) {
-		if (!ticket_take(s, h + 7)) {
+		if (!srv_ticket_take(&s->tickets, h + 7, fl_now())) {
 			req_reply_err(r, 403, "unknown, used or expired ticket");
 			return 403;
 		}
@@ -550,8 +562,9 @@ content_length(struct lws *wsi, int *present)
 	return v;
 }
 
-static void
-reply_object(struct req *r, const char *id)
+/* Object id as the reply; a 201 (a fit's result) names it in Location. */
+void
+req_reply_object(struct req *r, int status, const char *id)
 {
 	char err[FL_ERRLEN];
 	uint64_t size;
@@ -562,10 +575,14 @@ reply_object(struct req *r, const char *id)
 		return;
 	}
 	posix_fadvise(r->fd, 0, 0, POSIX_FADV_SEQUENTIAL);
-	r->status = 200;
+	fl_buf_release(&r->out);
+	fl_buf_init(&r->out, 0);
+	r->status = status;
 	r->ctype = FL_BLOB_MIME;
 	r->outlen = size;
 	r->from_fd = 1;
+	if (status == 201)
+		snprintf(r->location, sizeof(r->location), "/v1/objects/%s", id);
 }
 
 static void
@@ -741,7 +758,7 @@ route(struct req *r, const char *path)
 	int nseg = 0, rc, get = !strcmp(m, "GET"), post = !strcmp(m, "POST");
 	const char *p, *q;
 
-	r->json = wants_json(r->wsi);
+	r->json = accepts(r->wsi, FL_JSON_MIME);
 	if (s->stopping) {
 		req_reply_err(r, 503, "shutting down");
 		r->close_after = 1;
@@ -825,7 +842,7 @@ route(struct req *r, const char *path)
 		if (nseg == 2 && get) {
 			if (authorize(r, FL_RIGHT_READ, 0))
 				goto out;
-			reply_object(r, seg[1]);
+			req_reply_object(r, 200, seg[1]);
 			goto out;
 		}
 		if (nseg == 2 && !strcmp(m, "DELETE")) {
@@ -898,6 +915,9 @@ route(struct req *r, const char *path)
 			goto out;
 		}
 		r->fit_mode = !strcmp(seg[0], "eval") ? FIT_EVAL : FIT_TRAIN;
+		/* a fit's result in the reply saves the client a GET */
+		r->want_blob = !agg && r->fit_mode == FIT_TRAIN &&
+		    accepts(r->wsi, FL_BLOB_MIME);
 		if (!agg && (rc = fit_options(r, err))) {
 			req_reply_err(r, rc == FL_ENOTFOUND ? 404 : 400, err);
 			goto out;
@@ -936,7 +956,7 @@ route(struct req *r, const char *path)
 		else if ((rc = fl_store_lookup_tag(s->o.store, seg[1], id, err)))
 			req_reply_err(r, status_of(rc), err);
 		else
-			reply_object(r, id);
+			req_reply_object(r, 200, id);
 		goto out;
 	}
 	if (nseg == 1 && !strcmp(seg[0], "latest") && get) {
@@ -948,27 +968,23 @@ route(struct req *r, const char *path)
 		if ((rc = fl_store_latest(s->o.store, kind, id, err)))
 			req_reply_err(r, status_of(rc), err);
 		else
-			reply_object(r, id);
+			req_reply_object(r, 200, id);
 		goto out;
 	}
 	if (nseg == 1 && !strcmp(seg[0], "tickets")) {
 		struct fl_val v;
-		struct ticket *t;
+		struct ticket t;
 		if (!post)
 			goto method;
 		if (authorize(r, FL_RIGHT_WRITE, 0))
 			goto out;
-		ticket_take(s, "");	/* drop expired ones */
-		if (s->ntickets >= MAX_TICKETS) {
+		if (srv_ticket_issue(&s->tickets, fl_now(), &t)) {
 			req_reply_err(r, 503, "too many open tickets");
 			goto out;
 		}
-		t = &s->tickets[s->ntickets++];
-		random_hex(t->t, 24);
-		t->expires = fl_now() + 600;
 		fl_val_map(&v);
-		fl_map_set_str(&v, "ticket", t->t);
-		fl_map_set_float(&v, "expires", t->expires);
+		fl_map_set_str(&v, "ticket", t.t);
+		fl_map_set_float(&v, "expires", t.expires);
 		req_reply_val(r, 201, &v);
 		fl_val_release(&v);
 		goto out;
@@ -1074,6 +1090,10 @@ write_reply(struct req *r)
 			    (const unsigned char *)ra, rn, &p, end))
 				return -1;
 		}
+		if (r->location[0] && lws_add_http_header_by_token(wsi,
+		    WSI_TOKEN_HTTP_LOCATION, (const unsigned char *)r->location,
+		    (int)strlen(r->location), &p, end))
+			return -1;
 		if (lws_get_network_wsi(wsi) == wsi &&
 		    lws_add_http_header_by_token(wsi, WSI_TOKEN_CONNECTION,
 		    (const unsigned char *)"close", 5, &p, end))
@@ -1424,8 +1444,10 @@ fl_server_new(struct fl_server **out, const struct fl_server_opts *o, char *err)
 		long nc = sysconf(_SC_NPROCESSORS_ONLN);
 		s->max_fits = nc < 1 ? 1 : nc > 64 ? 64 : (unsigned)nc;
 	}
-	/* Fits run side by side, one thread each: so does the dense math. */
-	fl_train_threads(1);
+	/* Fits run side by side, one thread each: so does the dense math
+	 * (and OpenBLAS is loaded here, before any thread of ours starts). */
+	if (o->ndatasets)
+		fl_train_threads(1);
 	pthread_mutex_init(&s->dmu, NULL);
 	if (!(s->ds = calloc(o->ndatasets + 1, sizeof(*s->ds))) ||
 	    !(s->dcache = calloc(o->ndatasets + 1, sizeof(*s->dcache))) ||

@@ -16,6 +16,7 @@
 #include "value.h"
 
 #define MAX_TICKETS 1024
+#define TICKET_SECONDS 600
 #define SEND_CHUNK (256u << 10)	/* replies go out this much at a time */
 
 enum { BODY_NONE, BODY_BLOB, BODY_MESSAGE, BODY_PUSH, BODY_FIT, BODY_FITREF, BODY_AGG };
@@ -77,6 +78,8 @@ struct req {
 	const struct fl_dataset_ref *dsref;
 	int fit_mode, keep_input;
 	int fit_slot, retry_after;
+	int want_blob;			/* a fit's reply is its result */
+	char location[FL_ID_LEN + 16];	/* a 201's Location, or "" */
 	double last_progress;
 	char ev_name[16], ev_id[FL_ID_LEN + 1], ev_kind[80];
 };
@@ -113,6 +116,12 @@ struct ticket {
 	double expires;
 };
 
+/* The open upload tickets (the service thread's). */
+struct tickets {
+	struct ticket t[MAX_TICKETS];
+	size_t n;
+};
+
 struct job {
 	struct job *next;
 	void (*fn)(struct req *);
@@ -139,8 +148,7 @@ struct fl_server {
 	int stopping;
 	unsigned inflight;
 	struct wsc *wsc;
-	struct ticket tickets[MAX_TICKETS];
-	size_t ntickets;
+	struct tickets tickets;
 	int curl_init;
 
 	pthread_mutex_t qmu;		/* the queues and the done list */
@@ -162,6 +170,16 @@ struct fl_server {
 	int *dcached;
 };
 
+/* 1 when strings a and b are equal; the time taken depends on their
+ * lengths only, never on where they differ. */
+int srv_ct_equal(const char *a, const char *b);
+/* Tickets, at time now (fl_now's clock; the tests give their own): issue
+ * one into t (fills t->t and t->expires), FL_ELIMIT when MAX_TICKETS are
+ * open; take one: 1 when it is open (it is then used up), else 0. Both drop
+ * the expired ones. */
+int srv_ticket_issue(struct tickets *tt, double now, struct ticket *t);
+int srv_ticket_take(struct tickets *tt, const char *t, double now);
+
 void srv_log(struct fl_server *s, int level, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 void srv_event(struct fl_server *s, const char *event, const char *id, const char *kind);
@@ -170,6 +188,7 @@ void srv_event(struct fl_server *s, const char *event, const char *id, const cha
 void srv_event_post(struct fl_server *s, struct fl_val *v);
 void req_reply_val(struct req *r, int status, const struct fl_val *v);
 void req_reply_err(struct req *r, int status, const char *msg);
+void req_reply_object(struct req *r, int status, const char *id);
 int status_of(int rc);
 /* From a worker: hand r back (release: the worker lets go of it). */
 void req_done(struct req *r, int what, int release);

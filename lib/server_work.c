@@ -907,7 +907,10 @@ job_fit(struct req *r)
 	fl_map_set_uint(&info, "samples", res.samples);
 	if ((mv = fl_map_get(&h.meta, "metrics")) && fl_val_copy(&m, mv) == FL_OK)
 		fl_map_set(&info, "metrics", &m);
-	req_reply_val(r, 201, &info);
+	if (r->want_blob)
+		req_reply_object(r, 201, id);
+	else
+		req_reply_val(r, 201, &info);
 	set_event(r, "fitted", id, fl_map_get_str(&info, "kind"));
 	srv_log(s, FL_LOG_INFO, "fitted %s on %s: %s, %llu samples, loss %.4f, "
 	    "%.3f s", r->arg ? r->arg : "a model", r->dsref->key, id,

@@ -11,8 +11,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-#include <cblas.h>
-
+#include "blas.h"
 #include "blob.h"
 #include "meta.h"
 #include "train.h"
@@ -35,7 +34,7 @@ void
 fl_train_threads(int n)
 {
 	if (n >= 1)
-		openblas_set_num_threads(n);
+		fl_blas_set_threads(n);
 }
 
 int
@@ -473,8 +472,8 @@ fl_fit(struct fl_net *net, const struct fl_dataset *d,
 	}
 	if (n > 1) {
 		/* The parts are the threads: OpenBLAS's would fight them. */
-		blas = openblas_get_num_threads();
-		openblas_set_num_threads(1);
+		blas = fl_blas_threads();
+		fl_blas_set_threads(1);
 	}
 	for (started = 1; started < n; started++)
 		if (pthread_create(&f.part[started].thread, NULL, run_thread,
@@ -488,7 +487,7 @@ fl_fit(struct fl_net *net, const struct fl_dataset *d,
 	for (int t = 1; t < started; t++)
 		pthread_join(f.part[t].thread, NULL);
 	if (blas)
-		openblas_set_num_threads(blas);
+		fl_blas_set_threads(blas);
 	if ((rc = f.rc))
 		goto out;
 	if (res) {

@@ -61,7 +61,12 @@ print(len(h), sum(b["meta"]["samples"] for b in h),
 }
 
 @test "fl-fit --dataset: a full round, results back to back for fl-avg" {
+	local gets
+	gets=$(cat "$D"/w?.log | grep -c "GET /v1/objects/" || true)
 	fl-fit -q --dataset train --epochs 2 --lr 0.05 w1 w2 w3 < "$D/m.blob" > fits.blob
+	# the models came back in the fits' replies: no worker saw a GET
+	run -0 grep -c "POST /v1/fit/train" "$D/w1.log"
+	[ "$(cat "$D"/w?.log | grep -c "GET /v1/objects/" || true)" = "$gets" ]
 	run -0 fl-pack verify fits.blob
 	run -0 blobs fits.blob
 	assert_output "3 30 w1 w2 w3"

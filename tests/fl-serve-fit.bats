@@ -72,6 +72,29 @@ print(b["id"], b["samples"])'
 	assert_output "$samples"
 }
 
+@test "fl-serve fit: asked for a blob, the reply is the stored result" {
+	run -0 curl -s -D hdrs -o reply.blob -w '%{http_code}' "${RW[@]}" \
+		-H "Accept: application/x-flkit-blob" \
+		-H "Content-Type: application/x-flkit-blob" \
+		--data-binary @"$D/m.blob" "$F/v1/fit/train?epochs=1&seed=2"
+	assert_output 201
+	run -0 fl-pack verify reply.blob
+	grep -qi '^content-type: application/x-flkit-blob' hdrs
+	id=$(tr -d '\r' < hdrs | sed -n 's,^[Ll]ocation: /v1/objects/\([0-9a-f]*\)$,\1,p')
+	[ "${#id}" -eq 16 ]
+	curl -sf "${RW[@]}" -o stored.blob "$F/v1/objects/$id"
+	cmp reply.blob stored.blob
+	run -0 meta reply.blob client
+	assert_output carol
+	# an evaluation answers with its figures whatever the client accepts
+	run -0 curl -s -o body -w '%{http_code}' "${RW[@]}" \
+		-H "Accept: application/x-flkit-blob, application/json" \
+		--data-binary @"$D/m.blob" "$F/v1/eval/train"
+	assert_output 200
+	run -0 python3 -c 'import json; b = json.load(open("body")); print(b["samples"])'
+	assert_output 30
+}
+
 @test "fl-serve fit: unknown dataset 404, bad option 400, not a model 400" {
 	run -0 fit "nope" "$D/m.blob"
 	assert_output 404

@@ -1,7 +1,8 @@
 #!/usr/bin/env bats
 # fl-serve: the claims of SECURITY.md that no other suite checks: rights per
 # route, datasets that never leave, handlers without a shell, header and
-# body bounds, the events socket's token.
+# body bounds, the events socket's token, the limits and their defaults,
+# where a worker listens.
 
 setup_file() {
 	load test_helper
@@ -11,18 +12,42 @@ setup_file() {
 	echo "rotoken-0123456789 read" >> tokens
 	echo "wotoken-0123456789 write" >> tokens
 	printf '#!/bin/sh\nexec cat\n' > echo.sh
-	chmod +x echo.sh
+	printf '#!/bin/sh\necho ran >> "%s/count.runs"\nexec wc -c\n' "$D" > count.sh
+	chmod +x echo.sh count.sh
 	fl-pack dataset --header --csv "$FIXTURES/small.csv" -o train.blob
 	fl-pack init --arch 4,3 --seed 1 -o m.blob
 	export P=$(free_port)
 	fl-serve -q --name sec --listen 127.0.0.1:$P --store "$D/st" --token-file tokens \
-		--dataset train="$D/train.blob" --handler echo="$D/echo.sh" 3>&- 2>"$D/log" &
+		--dataset train="$D/train.blob" --handler echo="$D/echo.sh" \
+		--handler count="$D/count.sh" 3>&- 2>"$D/log" &
 	echo $! > "$D/pid"
 	wait_for curl -sf http://127.0.0.1:$P/v1/health
 }
 
 teardown_file() {
 	kill "$(cat "$BATS_FILE_TMPDIR/pid")" 2>/dev/null || true
+}
+
+teardown() {
+	# a server of the test's own that a failed test left running
+	[ -z "${OWN:-}" ] || kill "$OWN" 2>/dev/null || true
+}
+
+# own ARGS...: a server of this test's own, with the token file and the
+# dataset of setup_file, on port $OP (pid $OWN, log ./own.log)
+own() {
+	OP=$(free_port)
+	fl-serve -q --name own --listen 127.0.0.1:$OP --store "$BATS_TEST_TMPDIR/own.st" \
+		--token-file "$D/tokens" --dataset train="$D/train.blob" "$@" \
+		3>&- 2>"$BATS_TEST_TMPDIR/own.log" &
+	OWN=$!
+	wait_for curl -sf http://127.0.0.1:$OP/v1/health
+}
+
+# stop_own: stop it; it must exit 0 (and be clean under VALGRIND)
+stop_own() {
+	stop_server "$OWN" "$BATS_TEST_TMPDIR/own.log"
+	OWN=
 }
 
 setup() {
@@ -175,4 +200,272 @@ PY
 	run -10 --separate-stderr fl-pack import -o out.blob evil.npz
 	[[ $stderr == *"evil.npz: 0.weight: dtype '|O' is not supported"* ]]
 	[ ! -e pwned ] && [ ! -e out.blob ]
+}
+
+@test "security: a message body of 16 MiB is taken, one byte more is 413 and runs nothing" {
+	head -c $((16 << 20)) /dev/zero > 16m
+	run -0 curl -sf "${RW[@]}" --data-binary @16m "$A/v1/messages/count"
+	[ "$output" = $((16 << 20)) ]
+	[ "$(wc -l < "$D/count.runs")" = 1 ]
+	echo x >> 16m
+	[ "$(code POST /v1/messages/count "${RW[@]}" --data-binary @16m)" = 413 ]
+	grep -q "exceeds the limit of 16777216" body
+	[ "$(wc -l < "$D/count.runs")" = 1 ]
+	curl -sf "$A/v1/health" >/dev/null
+}
+
+@test "security: --max-store-bytes: a store past it is 507, nothing partial, room again after a delete" {
+	local size ids=() id i
+	size=$(stat -c %s "$D/m.blob")
+	own --max-store-bytes $((3 * size + size / 2))
+	for i in 1 2 3; do
+		id=$(curl -sf "${RW[@]}" -H 'Accept: application/json' --data-binary @"$D/m.blob" \
+			"http://127.0.0.1:$OP/v1/objects" | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')
+		ids+=("$id")
+	done
+	A=http://127.0.0.1:$OP
+	[ "$(code POST /v1/objects "${RW[@]}" --data-binary @"$D/m.blob")" = 507 ]
+	grep -q "store full: $((3 * size)) of $((3 * size + size / 2)) bytes used" body
+	# fl-send says so and exits 5 (FL_ELIMIT)
+	echo "own $A $D/tokens" > "$FL_WORKERS"
+	run -5 --separate-stderr fl-send own "$D/m.blob"
+	[[ $stderr == *"store full"* ]]
+	[ -z "$(ls own.st/tmp)" ]
+	[ "$(ls own.st/objects | wc -l)" = 3 ]
+	for id in "${ids[@]}"; do
+		curl -sf "${RO[@]}" -o got "$A/v1/objects/$id"
+		cmp got "$D/m.blob"
+	done
+	[ "$(code DELETE "/v1/objects/${ids[0]}" "${RW[@]}")" = 204 ]
+	[ "$(code POST /v1/objects "${RW[@]}" --data-binary @"$D/m.blob")" = 201 ]
+	stop_own
+}
+
+@test "security: tickets: 1024 open at most, then 503; each one upload, for 600 s" {
+	own
+	run -0 python3 - "$OP" "$D/m.blob" <<'PY'
+import http.client, json, sys, time
+port, blob = int(sys.argv[1]), open(sys.argv[2], "rb").read()
+def req(method, path, auth, body=None):
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    c.request(method, path, body, {"Authorization": auth, "Accept": "application/json"})
+    r = c.getresponse()
+    out = (r.status, json.loads(r.read() or b"null"))
+    c.close()
+    return out
+tok = "Bearer rwtoken-0123456789"
+tickets = []
+for i in range(1024):
+    st, v = req("POST", "/v1/tickets", tok)
+    assert st == 201, (i, st, v)
+    assert abs(v["expires"] - time.time() - 600) < 30, v
+    tickets.append(v["ticket"])
+assert len(set(tickets)) == 1024
+st, v = req("POST", "/v1/tickets", tok)
+assert st == 503 and v["error"] == "too many open tickets", (st, v)
+t = "Ticket " + tickets[500]
+st, v = req("POST", "/v1/objects", t, blob)
+assert st == 201, (st, v)
+st, v = req("POST", "/v1/objects", t, blob)
+assert st == 403 and "used" in v["error"], (st, v)
+st, v = req("GET", "/v1/objects/" + v.get("id", "0123456789abcdef"), t)
+assert st == 401, st		# never for reading
+# the used ticket made room for one more, one only
+assert req("POST", "/v1/tickets", tok)[0] == 201
+assert req("POST", "/v1/tickets", tok)[0] == 503
+print("ok")
+PY
+	[ "$output" = ok ]
+	stop_own
+}
+
+@test "security: --max-connections (default 256): connections past it are not served until one closes" {
+	cat > hold.py <<'PY'
+import socket, subprocess, sys, time
+port, n = int(sys.argv[1]), int(sys.argv[2])
+def served(wait=5):
+    return subprocess.run(["curl", "-s", "-m", str(wait), "-o", "/dev/null", "-w", "%{http_code}",
+        "http://127.0.0.1:%d/v1/health" % port], capture_output=True, text=True).stdout
+held = []
+for i in range(n - 1):
+    s = socket.create_connection(("127.0.0.1", port))
+    s.sendall(b"GET /v1/health HTTP/1.1\r\nHost: x\r\n")	# headers never finished
+    held.append(s)
+time.sleep(0.1)
+print("n-1 held:", served())
+s = socket.create_connection(("127.0.0.1", port))
+s.sendall(b"GET /v1/health HTTP/1.1\r\nHost: x\r\n")
+held.append(s)
+time.sleep(0.1)
+print("n held:", served(0.5))	# a request it serves takes milliseconds
+held.pop(0).close()
+time.sleep(0.1)
+print("one closed:", served())
+PY
+	run -0 python3 hold.py "$P" 256
+	[ "${lines[0]}" = "n-1 held: 200" ]
+	[ "${lines[1]}" = "n held: 000" ]
+	[ "${lines[2]}" = "one closed: 200" ]
+	own --max-connections 4
+	run -0 python3 hold.py "$OP" 4
+	[ "${lines[0]}" = "n-1 held: 200" ]
+	[ "${lines[1]}" = "n held: 000" ]
+	[ "${lines[2]}" = "one closed: 200" ]
+	[ "$(code GET /v1/info "${RO[@]}" -H 'Accept: application/json')" = 200 ]
+	grep -q '"connections":256' body
+	stop_own
+}
+
+@test "security: --max-fits: fits past the running and 16 queued get 503 with Retry-After" {
+	own --max-fits 1
+	run -0 python3 - "$OP" "$D/m.blob" <<'PY'
+import http.client, socket, sys, time
+port, blob = int(sys.argv[1]), open(sys.argv[2], "rb").read()
+head = ("POST /v1/fit/train HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer rwtoken-0123456789\r\n"
+        "Content-Length: %d\r\n\r\n" % len(blob)).encode()
+def fit():
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    c.request("POST", "/v1/fit/train?epochs=1", blob,
+              {"Authorization": "Bearer rwtoken-0123456789", "Accept": "application/json"})
+    r = c.getresponse()
+    out = (r.status, r.getheader("Retry-After"), r.read())
+    c.close()
+    return out
+# 17 fits admitted whose models are still uploading: 1 running + 16 queued
+held = []
+for i in range(17):
+    s = socket.create_connection(("127.0.0.1", port))
+    s.sendall(head + blob[:100])
+    held.append(s)
+time.sleep(0.3)
+st, ra, body = fit()
+assert st == 503 and ra == "10" and b"too many fits" in body, (st, ra, body)
+for s in held:
+    s.close()
+# their slots come back as the server sees them go
+for i in range(100):
+    st, ra, body = fit()
+    if st != 503:
+        break
+    time.sleep(0.1)
+assert st == 201, (st, body)
+print("ok")
+PY
+	[ "$output" = ok ]
+	[ -z "$(ls own.st/tmp)" ]
+	stop_own
+}
+
+@test "security: a WebSocket client that does not read loses the events that find 256 queued, and only those" {
+	cat > slow.py <<'PY'
+import base64, json, os, socket, subprocess, sys, time
+port, blob = int(sys.argv[1]), sys.argv[2]
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+s.connect(("127.0.0.1", port))
+s.sendall(("GET /v1/events?format=json HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
+           "Connection: Upgrade\r\nSec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\n"
+           "Authorization: Bearer rotoken-0123456789\r\n\r\n"
+           % base64.b64encode(os.urandom(16)).decode()).encode())
+buf = b""
+while b"\r\n\r\n" not in buf:
+    buf += s.recv(4096)
+assert b" 101 " in buf.split(b"\r\n")[0], buf
+buf = buf.split(b"\r\n\r\n", 1)[1]
+# a fit of 3000 epochs on 30 rows: an event at the end of each, while
+# this client reads nothing
+E = 3000
+r = subprocess.run(["curl", "-sf", "-o", "/dev/null", "-H", "Authorization: Bearer rwtoken-0123456789",
+    "--data-binary", "@" + blob, "http://127.0.0.1:%d/v1/fit/train?epochs=%d" % (port, E)])
+assert r.returncode == 0, r
+time.sleep(0.1)
+s.settimeout(0.5)
+def events():
+    global buf
+    out = []
+    while True:
+        while len(buf) >= 2:
+            ln, off = buf[1] & 127, 2
+            if ln == 126:
+                if len(buf) < 4:
+                    break
+                ln, off = int.from_bytes(buf[2:4], "big"), 4
+            if len(buf) < off + ln:
+                break
+            out.append(json.loads(buf[off:off + ln]))
+            buf = buf[off + ln:]
+        try:
+            d = s.recv(65536)
+        except socket.timeout:
+            return out
+        assert d, "the server closed the socket"
+        buf += d
+got = [e["epoch"] for e in events() if e["event"] == "progress" and e.get("epoch_done")]
+# in order, with gaps: the events that came while 256 waited were dropped;
+# the 256 that waited, and the few the socket's buffers held, arrive
+assert got == sorted(set(got)) and got[0] == 1, got[:10]
+assert 256 <= len(got) < 1024, len(got)
+print(len(got), "of", E, "epoch events")
+# the client was not cut off: a new event reaches it
+subprocess.run(["curl", "-sf", "-o", "/dev/null", "-H", "Authorization: Bearer rwtoken-0123456789",
+    "--data-binary", "@" + blob, "http://127.0.0.1:%d/v1/objects" % port], check=True)
+time.sleep(0.3)
+assert [e["event"] for e in events()] == ["stored"]
+PY
+	run -0 python3 slow.py "$P" "$D/m.blob"
+	echo "$output"
+}
+
+@test "security: beyond loopback only with a token file or --insecure; loopback by default" {
+	local addr
+	# an address of this machine that is not loopback
+	addr=$(ip -4 -o addr show scope global 2>/dev/null | awk '{ sub("/.*", "", $4); print $4; exit }')
+	for a in 0.0.0.0 ${addr:+"$addr"} 127.0.0.1.example.net; do
+		run -2 --separate-stderr fl-serve --listen "$a:$(free_port)" --store st
+		[ "$stderr" = "fl-serve: refusing to listen on $a without --token-file (or --insecure, to serve anyone who can reach it)" ]
+	done
+	[ ! -e st ]
+	[ -n "$addr" ] || skip "no non-loopback IPv4 address here"
+	local p=$(free_port)
+	fl-serve --insecure --listen "$addr:$p" --store st 3>&- 2>ins.log &
+	OWN=$!
+	wait_for curl -sf "http://$addr:$p/v1/health"
+	grep -q "serving $addr to anyone who can reach it: no token file" ins.log
+	curl -sf "http://$addr:$p/v1/objects" >/dev/null	# no token needed: it says so
+	stop_server "$OWN" ins.log
+	p=$(free_port)
+	fl-serve --token-file "$D/tokens" --listen "$addr:$p" --store st 3>&- 2>tok.log &
+	OWN=$!
+	wait_for curl -sf "http://$addr:$p/v1/health"
+	[ "$(curl -s -o /dev/null -w '%{http_code}' "http://$addr:$p/v1/objects")" = 401 ]
+	! grep -q "anyone" tok.log
+	stop_server "$OWN" tok.log
+	OWN=
+	# no --listen: 127.0.0.1 on port 7450, in a network namespace of its
+	# own so the fixed port is free
+	unshare -n true 2>/dev/null || skip "cannot make a network namespace here (needs root)"
+	run -0 unshare -n sh -c '
+		ip link set lo up
+		fl-serve --store st 3>&- 2>def.log &
+		i=0
+		until curl -sf http://127.0.0.1:7450/v1/health >/dev/null; do
+			i=$((i + 1)); [ $i -lt 100 ] || exit 1; sleep 0.1
+		done
+		ss -Hltn
+		kill -TERM $! && wait $!'
+	[ "$(echo "$output" | awk '{ print $4 }')" = 127.0.0.1:7450 ]
+	grep -q "listening on http://127.0.0.1:7450" def.log
+}
+
+@test "security: a token file with a short token, an unknown right or no token is refused at start" {
+	echo "short read" > t1
+	run -2 --separate-stderr fl-serve --token-file t1 --store st --listen 127.0.0.1:$(free_port)
+	[ "$stderr" = "fl-serve: t1:1: token shorter than 8 characters" ]
+	printf '# tokens\nlongenough-token read admin\n' > t2
+	run -2 --separate-stderr fl-serve --token-file t2 --store st --listen 127.0.0.1:$(free_port)
+	[ "$stderr" = "fl-serve: t2:2: unknown right 'admin' (read or write)" ]
+	printf '# nothing but a comment\n\n' > t3
+	run -2 --separate-stderr fl-serve --token-file t3 --store st --listen 127.0.0.1:$(free_port)
+	[ "$stderr" = "fl-serve: t3: no token" ]
+	[ ! -e st ]
 }
