@@ -42,6 +42,17 @@ seconds() {
 	echo "$t0 $t1" | awk '{ printf "%.3f\n", ($2 - $1) / 1e9 }'
 }
 
+# start_workers PREFIX SHARD: n workers PREFIX1.., dataset train=SHARD1.blob..
+start_workers() {
+	workers_init "$D/$1$n"
+	names=
+	for i in $(seq "$n"); do
+		worker_start "$1$i" --dataset train="$2$i.blob"
+		names="$names $1$i"
+	done
+	workers_wait
+}
+
 remote_round() {
 	fl-fit -q --dataset train --parallel "$n" $FIT $names < global.blob |
 	    fl-avg -q - > next.blob
@@ -61,13 +72,7 @@ printf '%-8s %9s %9s %9s %9s %9s %9s\n' workers round local "ovh/local" \
 for n in 3 20; do
 	par=$n
 	fl-pack split -q --parts "$n" --dirichlet 0.5 --seed 1 --prefix shard train.blob
-	workers_init "$D/w$n"
-	names=
-	for i in $(seq "$n"); do
-		worker_start "w$i" --dataset train="$D/shard$i.blob"
-		names="$names w$i"
-	done
-	workers_wait
+	start_workers w "$D/shard"
 	remote_round	# warm up: page cache, connections
 	local_round
 	: > remote.t
@@ -90,6 +95,23 @@ for n in 3 20; do
 	awk -v n="$n" -v rt="$rt" -v lt="$lt" -v lf="$longest" -v sf="$sum" 'BEGIN {
 	    printf "%-8s %8.3fs %8.3fs %8.1f%% %8.3fs %8.1f%% %8.3fs\n", n, rt, lt,
 	    100 * (rt - lt) / rt, lf, 100 * (rt - lf) / rt, sf }'
+done
+
+# The fixed cost: the same rounds on shards of 67 samples (a fit of about
+# a millisecond), so that what is left is process starts, transfers,
+# storing (fsync), orchestration and fl-avg.
+mkdir -p tiny
+[ -f tiny/t20.blob ] || fl-pack split -q --parts 900 --seed 1 --prefix tiny/t train.blob
+printf '%-8s %9s\n' workers "fixed cost of a round (training ~0)"
+for n in 3 20; do
+	start_workers n "$D/tiny/t"
+	remote_round
+	: > null.t
+	for r in $(seq $((RUNS * 4))); do
+		seconds remote_round >> null.t
+	done
+	workers_stop
+	awk -v n="$n" -v t="$(median < null.t)" 'BEGIN { printf "%-8s %8.1f ms\n", n, 1000 * t }'
 done
 echo "(medians of $RUNS; round: fl-fit --dataset | fl-avg -; local: the same fits"
 echo " as local processes, all at once, and fl-avg; longest: the round's longest"

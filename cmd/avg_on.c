@@ -219,7 +219,6 @@ avg_fetch(const char *s, const struct fl_client_opts *co, char *path, size_t n)
 	static int have_cl;
 	struct fl_endpoint ep;
 	struct fl_ptr p;
-	const char *dir = getenv("TMPDIR");
 	char err[FL_ERRLEN];
 	int fd, rc;
 
@@ -243,10 +242,8 @@ avg_fetch(const char *s, const struct fl_client_opts *co, char *path, size_t n)
 			die(rc, "%s", err);
 		fl_endpoint_release(&ep);
 	}
-	if (!dir || !*dir)
-		dir = "/tmp";
-	if ((fd = open(dir, O_TMPFILE | O_RDWR, 0600)) < 0)
-		die(FL_EIO, "%s: cannot make a temporary file:", dir);
+	if ((fd = fl_tmpfile(NULL, err)) < 0)
+		die(FL_EIO, "%s", err);
 	if ((rc = fl_fetch(&cl, &p, 1, spool_sink, &fd, NULL, err)))
 		die(rc, "%s", err);
 	note("%s: fetched", s);

@@ -58,7 +58,6 @@ struct remote {
 static int
 spool_model(void)
 {
-	const char *dir = getenv("TMPDIR");
 	struct fl_check k;
 	char buf[1 << 16], err[FL_ERRLEN];
 	ssize_t n;
@@ -67,10 +66,8 @@ spool_model(void)
 	if (isatty(0))
 		die(FL_EUSAGE, "expected a model blob on standard input "
 		    "(fl-fit --dataset KEY WORKER... < model.blob)");
-	if (!dir || !*dir)
-		dir = "/tmp";
-	if ((fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600)) < 0)
-		die(FL_EIO, "%s: cannot make a temporary file:", dir);
+	if ((fd = fl_tmpfile(NULL, err)) < 0)
+		die(FL_EIO, "%s", err);
 	fl_check_init(&k, "<stdin>");
 	while ((n = read(0, buf, sizeof(buf))) != 0) {
 		if (n < 0) {
@@ -81,7 +78,7 @@ spool_model(void)
 		if ((rc = fl_check_feed(&k, buf, (size_t)n, err)))
 			die(rc, "%s", err);
 		if (fl_write_full(fd, buf, (size_t)n) < 0)
-			die(FL_EIO, "%s: temporary file:", dir);
+			die(FL_EIO, "temporary file:");
 	}
 	if (!k.pos)
 		die(FL_EBLOB, "<stdin>: empty: expected a model blob");
@@ -105,52 +102,14 @@ on_transfer(void *arg, uint64_t done, uint64_t total)
 		w->phase = P_TRAIN;
 }
 
-/* A fetched blob goes to a temp file first: standard output gets it whole
- * or not at all. */
+/* A worker's model is held (in memory, or a temp file when large) until
+ * it is whole: standard output gets it whole or not at all. */
+#define HOLD_IN_MEMORY (16u << 20)
+
 static int
-sink_fd(void *arg, const void *p, size_t n, char *err)
+sink_spool(void *arg, const void *p, size_t n, char *err)
 {
-	int fd = *(int *)arg;
-
-	if (fl_write_full(fd, p, n) < 0)
-		return fl_errno(err, FL_EIO, "temporary file");
-	return FL_OK;
-}
-
-/* Copy what fd holds to the output, under R->outmu. */
-static int
-emit(struct remote *R, int fd, char *err)
-{
-	char buf[1 << 16];
-	off_t off = 0;
-	ssize_t n;
-
-	while ((n = pread(fd, buf, sizeof(buf), off)) != 0) {
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			return fl_errno(err, FL_EIO, "temporary file");
-		}
-		if (fl_write_full(R->out.fd, buf, (size_t)n) < 0)
-			return fl_errno(err, FL_EIO, "%s", R->out.name);
-		off += n;
-	}
-	return FL_OK;
-}
-
-/* A temp file for a worker's model: standard output gets it whole or not
- * at all. */
-static int
-tmp_open(char *err)
-{
-	const char *dir = getenv("TMPDIR");
-	int fd;
-
-	if (!dir || !*dir)
-		dir = "/tmp";
-	if ((fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600)) < 0)
-		return fl_errno(err, FL_EIO, "%s: temporary file", dir), -1;
-	return fd;
+	return fl_spool_write(arg, p, n, err);
 }
 
 static int
@@ -160,25 +119,22 @@ task(void *arg, size_t i, const atomic_int *cancel, char *err)
 	struct wstate *w = &R->w[i];
 	struct fl_client c = R->cl;	/* its own options; shares the rest */
 	struct fl_endpoint ep;
-	struct fl_blob_reply br = { .sink = sink_fd };
+	struct fl_blob_reply br = { .sink = sink_spool };
+	struct fl_spool held;
 	struct fl_val reply;
 	struct fl_ptr p = { 0 };
 	char fdpath[64], line[600];
 	const char *id;
-	int fd, tmp = -1, rc, model = !R->o->eval && !R->o->pointers;
+	int fd, rc, model = !R->o->eval && !R->o->pointers;
 
 	fl_val_nil(&reply);
+	fl_spool_init(&held, HOLD_IN_MEMORY);
 	c.o.cancel = cancel;
 	c.o.progress = on_transfer;
 	c.o.progress_arg = w;
 	if ((rc = fl_endpoint_resolve(&ep, &c.ws, w->name, err)))
 		return rc;
-	/* The fitted model comes back in the fit's reply, into tmp. */
-	if (model && (tmp = tmp_open(err)) < 0) {
-		fl_endpoint_release(&ep);
-		return FL_EIO;
-	}
-	br.arg = &tmp;
+	br.arg = &held;		/* the fitted model comes back in the reply */
 	/* Each upload reads the spooled model through a file of its own. A
 	 * worker with too many fits queued says 503: wait and ask again. */
 	snprintf(fdpath, sizeof(fdpath), "/proc/self/fd/%d", R->model_fd);
@@ -242,22 +198,20 @@ task(void *arg, size_t i, const atomic_int *cancel, char *err)
 		 * (the model is stored there): fetch it. */
 		w->phase = P_FETCH;
 		w->done = w->total = 0;
-		if (ftruncate(tmp, 0) || lseek(tmp, 0, SEEK_SET) < 0) {
-			rc = fl_errno(err, FL_EIO, "temporary file");
+		if ((rc = fl_spool_reset(&held, err)))
 			goto out;
-		}
 		p.kind = FL_PTR_ID;
 		p.worker = (char *)w->name;
 		p.name = w->id;
-		if ((rc = fl_fetch(&c, &p, 1, sink_fd, &tmp, NULL, err)))
+		if ((rc = fl_fetch(&c, &p, 1, sink_spool, &held, NULL, err)))
 			goto out;
 	}
 	pthread_mutex_lock(&R->outmu);
-	rc = *cancel ? fl_err(err, FL_ETIMEOUT, "cancelled") : emit(R, tmp, err);
+	rc = *cancel ? fl_err(err, FL_ETIMEOUT, "cancelled") :
+	    fl_spool_copy(&held, R->out.fd, R->out.name, err);
 	pthread_mutex_unlock(&R->outmu);
 out:
-	if (tmp >= 0)
-		close(tmp);
+	fl_spool_release(&held);
 	w->phase = rc ? P_FAILED : P_DONE;
 	fl_val_release(&reply);
 	fl_endpoint_release(&ep);

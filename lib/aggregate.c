@@ -19,7 +19,9 @@
 /* 512 KiB of f32 per input: the reader reads it straight from the file. */
 #define CHUNK_DEFAULT (1 << 17)
 #define MAX_THREADS 4
+#ifndef STRIPE
 #define STRIPE (1 << 16)	/* mapped path: elements per stripe (256 KiB of f32) */
+#endif
 #define MAX_INPUTS 4096
 
 const char *
@@ -690,11 +692,15 @@ static void report(struct pass *p, int npasses, int passno);
  */
 #define MAP_MIN (64 << 10)	/* smaller tensors go through the reader */
 #define SUBBLK 2048		/* elements per sub-block, a multiple of 64 */
+#ifndef RING
 #define RING 4			/* output stripes in flight */
+#endif
 #ifndef PF_DIST
 #define PF_DIST 1024		/* floats prefetched ahead */
 #endif
+#ifndef DROP_EVERY
 #define DROP_EVERY (2u << 20)	/* bytes per lane between madvise calls */
+#endif
 
 /*
  * CRC-32 (zlib's) folded 256 bytes at a time with 512-bit VPCLMULQDQ when
@@ -1123,10 +1129,12 @@ struct mjob {
 	const float *xb;	/* the base's, or NULL */
 	size_t nc;		/* lanes with a CRC: nl, + 1 with a base */
 	uint32_t *scrc;		/* nstripes x nc */
+	uint32_t *ocrc;		/* per stripe: its output's CRC, when final
+				 * in stripe_run (no noise to add); or NULL */
 	float *clipped[MAX_THREADS];	/* nl x B: clipped lanes for a rule */
 	unsigned char *ready;	/* per stripe */
 	float *slot[RING];
-	struct crcst *st[MAX_THREADS];	/* per thread, nl each */
+	struct crcst *st[MAX_THREADS];	/* per thread: nc, then the output's */
 	double *acc[MAX_THREADS];
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
@@ -1183,7 +1191,7 @@ stripe_run(struct mjob *j, size_t s, int tid)
 	double *ws = j->ws[tid];
 	size_t tail = wide ? k % 64 : 0;
 
-	for (size_t l = 0; l < j->nc; l++) {
+	for (size_t l = 0; l <= j->nc; l++) {
 		st[l].init = 0xffffffffu;
 		st[l].started = 0;
 		st[l].crc = 0;
@@ -1248,7 +1256,11 @@ stripe_run(struct mjob *j, size_t s, int tid)
 		}
 		if (step)
 			server_step(p, out + b, bx, off + b, kb);
+		if (j->ocrc)	/* while the block is still in L1 */
+			fold_only(&st[j->nc], out + b, kv);
 	}
+	if (j->ocrc)
+		j->ocrc[s] = crcst_end(&st[j->nc], out + k - tail, tail * sizeof(float));
 	for (size_t l = 0; l < nl; l++)
 		j->scrc[s * j->nc + l] = crcst_end(&st[l], j->x[l] + off + k - tail,
 		    tail * sizeof(float));
@@ -1290,7 +1302,9 @@ stripe_write(struct mjob *j, size_t s, char *err)
 		if (p->server)
 			server_step(p, out, j->xb + off, off, k);
 	}
-	if ((rc = fl_writer_write(p->w, out, k * sizeof(float), err)))
+	rc = j->ocrc ? fl_writer_write_crc(p->w, out, k * sizeof(float), j->ocrc[s], err) :
+	    fl_writer_write(p->w, out, k * sizeof(float), err);
+	if (rc)
 		return rc;
 	p->done += k * p->nl;
 	report(p, p->npasses, p->npasses - 1);
@@ -1379,6 +1393,7 @@ mjob_free(struct mjob *j)
 	free(j->map);
 	free(j->x);
 	free(j->scrc);
+	free(j->ocrc);
 	free(j->ready);
 	for (int r = 0; r < RING; r++)
 		free(j->slot[r]);
@@ -1451,11 +1466,14 @@ mjob_open(struct mjob *j, struct pass *p, size_t ti, char *err)
 		for (size_t i = 0; i < j->nstripes * nc; i++)
 			j->sbad[i] = -1;
 	}
+	if (!p->scan && !(p->sigma > 0) &&
+	    !(j->ocrc = malloc(j->nstripes * sizeof(*j->ocrc))))
+		return fl_err(err, FL_EFAIL, "out of memory");
 	for (int r = 0; !p->scan && r < RING; r++)
 		if (!(j->slot[r] = aligned_alloc(64, j->S * sizeof(float))))
 			return fl_err(err, FL_EFAIL, "out of memory");
 	for (int t = 0; t < p->pool.n; t++)
-		if (!(j->st[t] = aligned_alloc(64, nc * sizeof(struct crcst))) ||
+		if (!(j->st[t] = aligned_alloc(64, (nc + 1) * sizeof(struct crcst))) ||
 		    !(j->acc[t] = aligned_alloc(64, j->B * sizeof(double))) ||
 		    !(j->ws[t] = malloc((nl + 1) * sizeof(double))) ||
 		    (p->scan && !(j->ps[t] = malloc((p->npairs + 1) * 8 * sizeof(double)))) ||
@@ -2089,6 +2107,7 @@ main_pass(struct fl_agg *a, int npasses, int out_fd, const char *out_name,
 	if ((rc = fl_writer_begin(&w, out_fd, out_name, &oh, err)))
 		goto out;
 	wopen = 1;
+	fl_writer_reserve(&w);
 	p.w = &w;
 	p.npasses = npasses;
 	if (server && state_fd >= 0) {

@@ -12,7 +12,8 @@
 
 #include "blob.h"
 
-#define RBUF (1 << 20)
+#define RBUF (1 << 20)		/* read-ahead, at most */
+#define RBUF_FIRST (64 << 10)	/* the first: a header seldom needs more */
 #define VCHUNK (256 << 10)	/* verify in pieces that stay in L2 */
 
 uint64_t
@@ -430,10 +431,18 @@ rd(struct fl_reader *r, void *dst, size_t n)
 		k = fl_read_full(r->fd, (char *)dst + got, n - got);
 		return k < 0 ? -1 : (ssize_t)got + k;
 	}
-	if (!r->buf) {
-		if (!(r->buf = malloc(RBUF)))
+	/* The buffer is empty here. It starts small, so that opening a blob
+	 * for its header reads (and faults in) no megabyte of tensor data it
+	 * may then map, and doubles with each refill up to RBUF. */
+	if (!r->buf || r->bcap < RBUF) {
+		size_t cap = r->buf ? 2 * r->bcap : RBUF_FIRST;
+		free(r->buf);
+		if (!(r->buf = malloc(cap))) {
+			r->bcap = r->bpos = r->blen = 0;
 			return -1;
-		r->bcap = RBUF;
+		}
+		r->bcap = cap;
+		r->bpos = r->blen = 0;
 	}
 	while (got < n) {
 		do

@@ -185,6 +185,20 @@ int fl_writer_begin(struct fl_writer *w, int fd, const char *name,
 int fl_writer_tensor(struct fl_writer *w, const void *data, char *err);
 /* Or in pieces: n decoded bytes of the current tensor at a time. */
 int fl_writer_write(struct fl_writer *w, const void *data, size_t n, char *err);
+/* The same, for a caller that has computed crc = fl_crc32(0, data, n) as it
+ * made the bytes: the writer folds it in with crc32_combine instead of
+ * reading them again. Falls back to fl_writer_write when the piece is not
+ * within one raw tensor. */
+int fl_writer_write_crc(struct fl_writer *w, const void *data, size_t n,
+    uint32_t crc, char *err);
+/*
+ * Best effort, after begin: reserve the disk blocks of the rest of the blob
+ * (fallocate, FALLOC_FL_KEEP_SIZE) when the output is a seekable file and
+ * every tensor is raw, so the writes that follow find their blocks
+ * allocated (on ext4 a third less time than delayed allocation). A failed
+ * blob is truncated to w->start by its caller, which frees them.
+ */
+void fl_writer_reserve(struct fl_writer *w);
 int fl_writer_end(struct fl_writer *w, char *err);
 void fl_writer_abort(struct fl_writer *w);
 

@@ -7,6 +7,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 #include <libdeflate.h>
+#include <zlib.h>
 
 #include "blob.h"
 
@@ -317,6 +318,45 @@ fl_writer_write(struct fl_writer *w, const void *data, size_t n, char *err)
 			return rc;
 	}
 	return FL_OK;
+}
+
+int
+fl_writer_write_crc(struct fl_writer *w, const void *data, size_t n,
+    uint32_t crc, char *err)
+{
+	int rc;
+
+	if (n == 0 || w->cur >= w->h.ntensors ||
+	    w->h.t[w->cur].enc != FL_RAW || n > w->cur_left)
+		return fl_writer_write(w, data, n, err);
+	if ((rc = put(out_fd(w), w->name, data, n, err)))
+		return rc;
+	w->crc = (uint32_t)crc32_combine(w->crc, crc, (z_off_t)n);
+	w->cur_left -= n;
+	if (w->cur_left == 0)
+		return tensor_end(w, err);
+	return FL_OK;
+}
+
+void
+fl_writer_reserve(struct fl_writer *w)
+{
+	uint64_t total = 0;
+	off_t at;
+
+	if (!w->seekable || w->cur >= w->h.ntensors)
+		return;
+	for (size_t i = 0; i < w->h.ntensors; i++) {
+		if (w->h.t[i].enc != FL_RAW)
+			return;
+		total += (fl_tensor_nbytes(&w->h.t[i]) + FL_ALIGN - 1) &
+		    ~(uint64_t)(FL_ALIGN - 1);
+	}
+	/* Only before the first tensor byte, right after the header. */
+	if ((at = lseek(w->fd, 0, SEEK_CUR)) < 0 || (uint64_t)at != w->start +
+	    ((FL_MAGIC_LEN + 4 + w->hdr.len + FL_ALIGN - 1) & ~(uint64_t)(FL_ALIGN - 1)))
+		return;
+	(void)fallocate(w->fd, FALLOC_FL_KEEP_SIZE, at, (off_t)total);
 }
 
 int

@@ -196,6 +196,103 @@ fl_write_full(int fd, const void *p, size_t n)
 }
 
 int
+fl_tmpfile(const char *dir, char *err)
+{
+	char path[4096];
+	int fd;
+
+	if (!dir || !*dir)
+		dir = getenv("TMPDIR");
+	if (!dir || !*dir)
+		dir = "/tmp";
+	if ((fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600)) >= 0)
+		return fd;
+	snprintf(path, sizeof(path), "%s/flkit.XXXXXX", dir);
+	if ((fd = mkostemp(path, O_CLOEXEC)) < 0) {
+		fl_errno(err, FL_EIO, "%s: cannot make a temporary file", dir);
+		return -1;
+	}
+	unlink(path);
+	return fd;
+}
+
+void
+fl_spool_init(struct fl_spool *s, size_t max_mem)
+{
+	fl_buf_init(&s->mem, 0);
+	s->fd = -1;
+	s->max_mem = max_mem;
+	s->len = 0;
+}
+
+int
+fl_spool_write(struct fl_spool *s, const void *p, size_t n, char *err)
+{
+	if (s->fd < 0 && s->mem.len + n <= s->max_mem) {
+		if (fl_buf_add(&s->mem, p, n))
+			return fl_err(err, FL_EFAIL, "out of memory");
+	} else {
+		if (s->fd < 0) {
+			if ((s->fd = fl_tmpfile(NULL, err)) < 0)
+				return FL_EIO;
+			if (fl_write_full(s->fd, s->mem.data, s->mem.len) < 0)
+				return fl_errno(err, FL_EIO, "temporary file");
+			fl_buf_release(&s->mem);
+			fl_buf_init(&s->mem, 0);
+		}
+		if (fl_write_full(s->fd, p, n) < 0)
+			return fl_errno(err, FL_EIO, "temporary file");
+	}
+	s->len += n;
+	return FL_OK;
+}
+
+int
+fl_spool_copy(struct fl_spool *s, int fd, const char *name, char *err)
+{
+	unsigned char buf[1 << 16];
+	off_t off = 0;
+	ssize_t n;
+
+	if (s->fd < 0) {
+		if (fl_write_full(fd, s->mem.data, s->mem.len) < 0)
+			return fl_errno(err, FL_EIO, "%s", name);
+		return FL_OK;
+	}
+	while ((n = pread(s->fd, buf, sizeof(buf), off)) != 0) {
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return fl_errno(err, FL_EIO, "temporary file");
+		}
+		if (fl_write_full(fd, buf, (size_t)n) < 0)
+			return fl_errno(err, FL_EIO, "%s", name);
+		off += n;
+	}
+	return FL_OK;
+}
+
+int
+fl_spool_reset(struct fl_spool *s, char *err)
+{
+	s->mem.len = 0;
+	s->len = 0;
+	if (s->fd >= 0 && (ftruncate(s->fd, 0) || lseek(s->fd, 0, SEEK_SET) < 0))
+		return fl_errno(err, FL_EIO, "temporary file");
+	return FL_OK;
+}
+
+void
+fl_spool_release(struct fl_spool *s)
+{
+	fl_buf_release(&s->mem);
+	if (s->fd >= 0)
+		close(s->fd);
+	s->fd = -1;
+	s->len = 0;
+}
+
+int
 fl_atomic_open(struct fl_atomic *a, const char *path, char *err)
 {
 	size_t n = strlen(path);

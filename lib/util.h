@@ -61,6 +61,26 @@ int fl_buf_addstr(struct fl_buf *b, const char *s);
 int fl_buf_printf(struct fl_buf *b, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 
+/* An unlinked temp file in dir (NULL: $TMPDIR, else /tmp), O_TMPFILE or
+ * mkstemp and unlink; -1 with err filled. */
+int fl_tmpfile(const char *dir, char *err);
+
+/* Bytes held until they can be passed on whole: in memory up to max_mem,
+ * beyond that in a temp file (fl_tmpfile). */
+struct fl_spool {
+	struct fl_buf mem;
+	int fd;			/* -1 until the bytes outgrow memory */
+	size_t max_mem;
+	uint64_t len;
+};
+void fl_spool_init(struct fl_spool *s, size_t max_mem);
+int fl_spool_write(struct fl_spool *s, const void *p, size_t n, char *err);
+/* All of it to fd (name: for messages); FL_EIO with err filled. */
+int fl_spool_copy(struct fl_spool *s, int fd, const char *name, char *err);
+/* Empty again, keeping the memory. */
+int fl_spool_reset(struct fl_spool *s, char *err);
+void fl_spool_release(struct fl_spool *s);
+
 /* Read exactly n bytes; returns n, fewer at end of file, -1 on error. */
 ssize_t fl_read_full(int fd, void *p, size_t n);
 /* Write all n bytes; 0 or -1 with errno set. */

@@ -308,6 +308,12 @@ PY
 	run -0 crcs f.blob; want=$output
 	run -0 bash -c 'cat g1.blob g2.blob | fl-avg - g3.blob >p.blob'
 	run -0 crcs p.blob; assert_output "$want"
+	# Standard output on a file, after other bytes: the threads write their
+	# stripes in place, at the blob's offset; both blobs read back checked.
+	run -0 bash -c '{ cat g3.blob; fl-avg g1.blob g2.blob g3.blob; } >two.blob'
+	tail -c +$(($(stat -c %s g3.blob) + 1)) two.blob >second.blob
+	run -0 crcs second.blob; assert_output "$want"
+	run -0 fl-avg --uniform -o both.blob two.blob
 	FL_AGG_GENERIC=1 run -0 fl-avg --threads 1 -o s.blob g1.blob g2.blob g3.blob
 	run -0 crcs s.blob; assert_output "$want"
 	# element 5 of w: (i 7919 + seed 104729) % 2001 - 1000, over 1000

@@ -319,6 +319,127 @@ test_map(void)
 	close(p[0]);
 }
 
+/* Same bytes through fl_writer_write_crc (pieces with their CRCs, one
+ * spanning two tensors) after fl_writer_reserve as through fl_writer_write;
+ * the reservation leaves the file's size at the blob's end. */
+static void
+test_writer_crc(void)
+{
+	float w[15], b[7];
+	struct fl_header h;
+	struct fl_writer wr;
+	char err[FL_ERRLEN] = "", p2[] = "/tmp/flkit-test-blob2.XXXXXX";
+	unsigned char *x, *y;
+	size_t nx, ny;
+	int fd, fd2, rc, nb = 0;
+	off_t end;
+
+	for (int i = 0; i < 15; i++)
+		w[i] = (float)i * 0.25f - 1;
+	for (int i = 0; i < 7; i++)
+		b[i] = (float)-i;
+	make_header(&h, FL_RAW);
+	fd = open(path, O_WRONLY | O_TRUNC);
+	rc = fl_writer_begin(&wr, fd, "t", &h, err) ||
+	    fl_writer_write(&wr, w, 60, err) || fl_writer_write(&wr, b, 28, err) ||
+	    fl_writer_end(&wr, err);
+	close(fd);
+	fd2 = mkstemp(p2);
+	if (!rc) {
+		rc = fl_writer_begin(&wr, fd2, "t", &h, err);
+		if (!rc)
+			fl_writer_reserve(&wr);
+		/* 0.weight in two pieces, then one piece across into 0.bias */
+		rc = rc || fl_writer_write_crc(&wr, w, 20, fl_crc32(0, w, 20), err) ||
+		    fl_writer_write_crc(&wr, w + 5, 32, fl_crc32(0, w + 5, 32), err);
+		unsigned char span[8 + 28];
+		memcpy(span, w + 13, 8);
+		memcpy(span + 8, b, 28);
+		rc = rc || fl_writer_write_crc(&wr, span, sizeof(span), 12345, err) ||
+		    fl_writer_end(&wr, err);
+	}
+	end = lseek(fd2, 0, SEEK_END);
+	close(fd2);
+	nx = slurp(path, &x);
+	ny = slurp(p2, &y);
+	CHECK(rc == FL_OK && nx == ny && !memcmp(x, y, nx) && end == (off_t)ny,
+	    "write_crc after reserve: the same blob as write, size %lld (%s)",
+	    (long long)end, err);
+	CHECK(read_all(p2, err, &nb) == FL_OK && nb == 1, "write_crc: blob reads back (%s)",
+	    err);
+	free(x);
+	free(y);
+	unlink(p2);
+	fl_header_release(&h);
+}
+
+/* Many tensors that go through the read-ahead buffer (each below the size
+ * read straight into the caller's memory), from a file and from a pipe:
+ * the buffer starts small and grows as it refills. */
+static void
+test_buffered(void)
+{
+	enum { NT = 24, NE = 30000 };	/* 120 KB each */
+	struct fl_header h, g;
+	struct fl_writer wr;
+	struct fl_reader r;
+	float *x = malloc(NE * sizeof(float)), *y = malloc(NE * sizeof(float));
+	char err[FL_ERRLEN] = "", name[16];
+	uint64_t shape[1] = { NE };
+	int fd, rc, bad = 0;
+
+	fl_header_init(&h, "model");
+	for (int t = 0; t < NT; t++) {
+		snprintf(name, sizeof(name), "t%d", t);
+		fl_header_add(&h, name, FL_F32, 1, shape);
+	}
+	fd = open(path, O_WRONLY | O_TRUNC);
+	rc = fl_writer_begin(&wr, fd, "t", &h, err);
+	for (int t = 0; !rc && t < NT; t++) {
+		for (int i = 0; i < NE; i++)
+			x[i] = (float)(t * NE + i);
+		rc = fl_writer_tensor(&wr, x, err);
+	}
+	rc = rc || fl_writer_end(&wr, err);
+	close(fd);
+	CHECK(rc == FL_OK, "buffered: %d tensors written (%s)", NT, err);
+	for (int pipe_ = 0; pipe_ < 2; pipe_++) {
+		int p[2] = { -1, -1 };
+		if (pipe_) {
+			pipe(p);
+			if (fork() == 0) {	/* in pieces of 4 KiB */
+				int in = open(path, O_RDONLY);
+				char buf[4096];
+				ssize_t k;
+				close(p[0]);
+				while ((k = read(in, buf, sizeof(buf))) > 0)
+					write(p[1], buf, (size_t)k);
+				_exit(0);
+			}
+			close(p[1]);
+			fl_reader_fd(&r, p[0], "pipe");
+		} else {
+			fl_reader_open(&r, path, err);
+		}
+		rc = fl_reader_next(&r, &g, err);
+		for (int t = 0; !rc && t < NT; t++) {
+			rc = fl_reader_tensor(&r, (size_t)t, y, err);
+			for (int i = 0; !rc && i < NE; i++)
+				bad |= y[i] != (float)(t * NE + i);
+		}
+		rc = rc || fl_reader_finish(&r, err);
+		CHECK(rc == FL_OK && !bad, "buffered from a %s: every tensor back (%s)",
+		    pipe_ ? "pipe" : "file", err);
+		fl_header_release(&g);
+		fl_reader_close(&r);
+		if (pipe_)
+			close(p[0]);
+	}
+	free(x);
+	free(y);
+	fl_header_release(&h);
+}
+
 static void
 test_half(void)
 {
@@ -352,6 +473,8 @@ main(void)
 	test_half();
 	test_skip();
 	test_map();
+	test_writer_crc();
+	test_buffered();
 	unlink(path);
 	return unit_done();
 }

@@ -1,5 +1,6 @@
 /* test_core.c: util, value, rng, arch and model. */
 #include <fcntl.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -55,6 +56,35 @@ test_util(void)
 	CHECK(stat(path, &st) == 0 && st.st_size == 5, "atomic: abort leaves the old file");
 	unlink(path);
 	CHECK(rmdir(dir) == 0, "atomic: no temp files left");
+
+	/* a spool: memory up to its bound, then a temp file; whole copies */
+	struct fl_spool sp;
+	char got[64];
+	int pfd[2];
+	ssize_t n;
+	fl_spool_init(&sp, 8);
+	CHECK(fl_spool_write(&sp, "abcd", 4, err) == 0 &&
+	    fl_spool_write(&sp, "efgh", 4, err) == 0 && sp.fd < 0 && sp.len == 8,
+	    "spool: 8 bytes stay in memory");
+	pipe(pfd);
+	CHECK(fl_spool_copy(&sp, pfd[1], "pipe", err) == 0 &&
+	    (n = read(pfd[0], got, sizeof(got))) == 8 && !memcmp(got, "abcdefgh", 8),
+	    "spool: copied from memory");
+	CHECK(fl_spool_write(&sp, "ij", 2, err) == 0 && sp.fd >= 0 && sp.len == 10,
+	    "spool: the ninth byte moves it to a temp file");
+	CHECK(fl_spool_copy(&sp, pfd[1], "pipe", err) == 0 &&
+	    (n = read(pfd[0], got, sizeof(got))) == 10 && !memcmp(got, "abcdefghij", 10),
+	    "spool: copied from the file, the memory part first");
+	CHECK(fl_spool_reset(&sp, err) == 0 && fl_spool_write(&sp, "k", 1, err) == 0 &&
+	    fl_spool_copy(&sp, pfd[1], "pipe", err) == 0 &&
+	    read(pfd[0], got, sizeof(got)) == 1 && got[0] == 'k', "spool: reset empties it");
+	close(pfd[0]);
+	CHECK(fl_spool_copy(&sp, pfd[1], "pipe", err) == FL_EIO &&
+	    !strncmp(err, "pipe: ", 6), "spool: a closed reader is an error naming it: %s", err);
+	close(pfd[1]);
+	fl_spool_release(&sp);
+	CHECK(fl_tmpfile("/nonexistent-dir", err) < 0 &&
+	    strstr(err, "/nonexistent-dir") != NULL, "tmpfile: a bad dir is named: %s", err);
 
 	char u1[37], u2[37];
 	fl_uuid(u1);
@@ -233,6 +263,7 @@ test_arch_model(void)
 int
 main(void)
 {
+	signal(SIGPIPE, SIG_IGN);
 	test_util();
 	test_value();
 	test_rng();
