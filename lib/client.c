@@ -1027,7 +1027,7 @@ upload(struct fl_client *c, const struct fl_endpoint *ep, const char *path,
 	rc = xfer_error(&x, cc, ebuf, url, 1);
 	if (!rc && !k.done)
 		rc = fl_check_end(&k, err);
-	if (!rc && x.reply_kind == 1) {
+	if (!rc && br && x.reply_kind == 1) {	/* set only with br */
 		if (!(rc = fl_check_end(&rk, err)) && !br->id[0])
 			rc = fl_err(err, FL_EFAIL, "%s: a blob reply without a "
 			    "Location naming its object", x.who);
