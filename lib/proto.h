@@ -49,6 +49,11 @@
  *                                      unknown KEY or model, 422 the model
  *                                      does not fit the data, 503 +
  *                                      Retry-After when too many are queued
+ *   GET    /v1/fits[?job=J]            {"fits": [{"job", "mode": "fit"|"eval",
+ *                                      "dataset", "model", "started", "epoch",
+ *                                      "epochs", "step", "steps", "loss"}]}:
+ *                                      the fits and evaluations running now
+ *                                      (of job J: a fit's ?job=, a name)
  *   POST   /v1/eval/KEY[?batch=N]      body or ?model=ID as for fit: 200
  *                                      {"dataset", "loss", "accuracy",
  *                                      "samples"}; nothing stored

@@ -562,6 +562,44 @@ content_length(struct lws *wsi, int *present)
 	return v;
 }
 
+/* GET /v1/fits[?job=J]: the fits and evaluations under way (of job J),
+ * with their last progress. */
+static void
+reply_fits(struct req *r, const char *job)
+{
+	struct fl_server *s = r->s;
+	struct fl_val v, list, f;
+
+	fl_val_map(&v);
+	fl_val_array(&list);
+	pthread_mutex_lock(&s->qmu);
+	for (struct req *x = s->run; x; x = x->run_next) {
+		if (job && strcmp(job, x->job))
+			continue;
+		fl_val_map(&f);
+		if ((x->job[0] && fl_map_set_str(&f, "job", x->job)) ||
+		    fl_map_set_str(&f, "mode", x->fit_mode == FIT_EVAL ? "eval" :
+		    "fit") ||
+		    fl_map_set_str(&f, "dataset", x->dsref->key) ||
+		    (x->arg && fl_map_set_str(&f, "model", x->arg)) ||
+		    fl_map_set_float(&f, "started", x->p_started) ||
+		    (x->p_epochs && (fl_map_set_uint(&f, "epoch", (uint64_t)x->p_epoch) ||
+		    fl_map_set_uint(&f, "epochs", (uint64_t)x->p_epochs) ||
+		    fl_map_set_uint(&f, "step", x->p_step) ||
+		    fl_map_set_uint(&f, "steps", x->p_steps) ||
+		    fl_map_set_float(&f, "loss", x->p_loss))) ||
+		    fl_array_push(&list, &f)) {
+			fl_val_release(&f);
+			break;
+		}
+	}
+	pthread_mutex_unlock(&s->qmu);
+	if (fl_map_set(&v, "fits", &list))
+		fl_val_release(&list);
+	req_reply_val(r, 200, &v);
+	fl_val_release(&v);
+}
+
 /* Object id as the reply; a 201 (a fit's result) names it in Location. */
 void
 req_reply_object(struct req *r, int status, const char *id)
@@ -665,6 +703,14 @@ fit_options(struct req *r, char *err)
 			vals[n] = eq + 1;
 		} else {
 			vals[n] = "";
+		}
+		if (!strcmp(keys[n], "job")) {
+			/* the client's name for it, in GET /v1/fits */
+			if (!fl_tag_valid(vals[n]))
+				return fl_err(err, FL_EUSAGE, "job: 1 to %d of "
+				    "[A-Za-z0-9._-]", FL_TAG_MAX);
+			snprintf(r->job, sizeof(r->job), "%s", vals[n]);
+			continue;
 		}
 		if (!strcmp(keys[n], "model")) {
 			/* the model is an object already here */
@@ -947,6 +993,15 @@ route(struct req *r, const char *path)
 		    agg ? 64u << 10 : s->max_object))
 			goto out;
 		return;
+	}
+	if (nseg == 1 && !strcmp(seg[0], "fits")) {
+		if (!get)
+			goto method;
+		if (authorize(r, FL_RIGHT_READ, 0))
+			goto out;
+		q = lws_get_urlarg_by_name(r->wsi, "job=", arg, sizeof(arg));
+		reply_fits(r, q);
+		goto out;
 	}
 	if (nseg == 2 && !strcmp(seg[0], "tags") && get) {
 		if (authorize(r, FL_RIGHT_READ, 0))

@@ -79,6 +79,12 @@ struct req {
 	int fit_mode, keep_input;
 	int fit_slot, retry_after;
 	int want_blob;			/* a fit's reply is its result */
+	/* a fit or evaluation under way, for GET /v1/fits (s->qmu) */
+	char job[FL_TAG_MAX + 1];	/* the client's ?job=, or "" */
+	struct req *run_next;
+	int running, p_epoch, p_epochs;
+	uint64_t p_step, p_steps;
+	double p_loss, p_started;
 	char location[FL_ID_LEN + 16];	/* a 201's Location, or "" */
 	double last_progress;
 	char ev_name[16], ev_id[FL_ID_LEN + 1], ev_kind[80];
@@ -163,6 +169,7 @@ struct fl_server {
 	struct jobq fits;
 	pthread_t *fthreads;
 	unsigned nfthreads, max_fits, nfits;
+	struct req *run;		/* (qmu) fits and evaluations under way */
 	/* datasets kept after their first fit, one per --dataset (dmu): only
 	 * those whose x is mapped from the file, costing no memory of ours */
 	pthread_mutex_t dmu;

@@ -690,6 +690,13 @@ fit_progress(void *arg, const struct fl_train_progress *p)
 	if (!p->epoch_done && now - r->last_progress < 1)
 		return 0;
 	r->last_progress = now;
+	pthread_mutex_lock(&r->s->qmu);	/* for GET /v1/fits */
+	r->p_epoch = p->epoch;
+	r->p_epochs = p->epochs;
+	r->p_step = p->step;
+	r->p_steps = p->steps;
+	r->p_loss = p->loss;
+	pthread_mutex_unlock(&r->s->qmu);
 	fl_val_map(&v);
 	if (fl_map_set_str(&v, "event", "progress") ||
 	    fl_map_set_str(&v, "dataset", r->dsref->key) ||
@@ -779,6 +786,28 @@ reply_eval(struct req *r, const struct fl_eval_result *res)
 	fl_val_release(&v);
 }
 
+/* Put r on the list of fits under way (GET /v1/fits), or take it off. */
+static void
+run_list(struct req *r, int on)
+{
+	struct fl_server *s = r->s;
+
+	pthread_mutex_lock(&s->qmu);
+	if (on) {
+		r->p_started = fl_now();
+		r->run_next = s->run;
+		s->run = r;
+		r->running = 1;
+	} else if (r->running) {
+		struct req **pp = &s->run;
+		while (*pp != r)
+			pp = &(*pp)->run_next;
+		*pp = r->run_next;
+		r->running = 0;
+	}
+	pthread_mutex_unlock(&s->qmu);
+}
+
 /*
  * A fit or an evaluation of model object r->arg (uploaded, or named with
  * ?model=ID and then kept) on dataset r->dsref, with the same code as
@@ -806,6 +835,7 @@ job_fit(struct req *r)
 	off_t end;
 
 	fl_val_nil(&info);
+	run_list(r, 1);
 	if (!r->keep_input)
 		path = NULL;	/* the upload's temp file */
 	else if (!(path = fl_store_path(s->o.store, r->arg))) {
@@ -932,6 +962,7 @@ done:
 	fl_val_release(&info);
 	if (r->up.tmp)
 		fl_store_abort(&r->up);
+	run_list(r, 0);
 	req_done(r, DONE_REPLY | DONE_EVENT, 1);
 }
 
