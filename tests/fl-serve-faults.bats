@@ -73,8 +73,13 @@ serve() {
 	serve "$p" "$s"
 	cat >client.sh <<'SH'
 #!/bin/bash
-# client.sh K URL: 25 uploads; "POINTER BLOB" for each one acknowledged
+# client.sh K URL: 25 uploads; "POINTER BLOB" for each one acknowledged.
+# Upload j waits for the j/8-th kill, so that the uploads span at least
+# three kills however fast they go.
 for j in $(seq 25); do
+	while [ "$(cat kills)" -lt $((j / 8)) ]; do
+		sleep 0.02
+	done
 	b=k$(((25 * $1 + j) % 20)).blob
 	if out=$(fl-send --retry 0 --connect-timeout 2 --timeout 10 "$2" "$D/$b" 2>/dev/null); then
 		echo "$out $b"
@@ -84,6 +89,7 @@ for j in $(seq 25); do
 done >"acked.$1"
 SH
 	chmod +x client.sh
+	echo 0 >kills
 	local cpids=()
 	for c in 0 1 2 3; do
 		./client.sh "$c" http://127.0.0.1:$p 3>&- &
@@ -100,6 +106,7 @@ SH
 		wait "$SPID" 2>/dev/null || true
 		kills=$((kills + 1))
 		serve "$p" "$s"
+		echo "$kills" >kills.new && mv kills.new kills
 	done
 	for c in "${cpids[@]}"; do
 		wait "$c"
