@@ -8,7 +8,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <curl/curl.h>
 
 #include "common.h"
 #include "fit.h"
@@ -414,13 +413,9 @@ do_predict(const char *path, const char *outpath, int batch, int passes,
 static void
 add_query(struct fl_buf *q, const char *key, const char *val)
 {
-	char *e = curl_easy_escape(NULL, val, 0);
-
-	if (!e || (q->len && fl_buf_add(q, "&", 1)) ||
-	    fl_buf_add(q, key, strlen(key)) || fl_buf_add(q, "=", 1) ||
-	    fl_buf_add(q, e, strlen(e)))
+	if ((q->len && fl_buf_add(q, "&", 1)) || fl_buf_addstr(q, key) ||
+	    fl_buf_add(q, "=", 1) || fl_buf_addurl(q, val))
 		die(FL_EFAIL, "out of memory");
-	curl_free(e);
 }
 
 int

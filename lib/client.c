@@ -14,6 +14,7 @@
 #include <curl/curl.h>
 
 #include "client.h"
+#include "curl_load.h"
 
 #define MAX_WORKERS_FILE (1 << 20)
 #define MAX_REPLY (64u << 20)
@@ -461,6 +462,8 @@ fl_client_init(struct fl_client *c, const struct fl_client_opts *o, char *err)
 	const char *ca = getenv("FL_CACERT");
 	if (!c->o.cacert && ca && *ca)
 		c->o.cacert = ca;
+	if ((rc = fl_curl_load(err)))
+		return rc;
 	if (curl_global_init(CURL_GLOBAL_DEFAULT))
 		return fl_err(err, FL_EFAIL, "cannot initialise libcurl");
 	if ((rc = fl_workers_load(&c->ws, NULL, err))) {

@@ -16,6 +16,7 @@
 
 #include <curl/curl.h>
 
+#include "curl_load.h"
 #include "server_int.h"
 
 #define PAUSE_AT (8u << 20)	/* queued upload bytes that pause the socket */
@@ -1518,7 +1519,13 @@ fl_server_new(struct fl_server **out, const struct fl_server_opts *o, char *err)
 		}
 		s->nds++;
 	}
-	curl_global_init(CURL_GLOBAL_DEFAULT);
+	/* for pushes to other workers */
+	if ((rc = fl_curl_load(err)) || curl_global_init(CURL_GLOBAL_DEFAULT)) {
+		if (!rc)
+			rc = fl_err(err, FL_EFAIL, "cannot initialise libcurl");
+		fl_server_free(s);
+		return rc;
+	}
 	s->curl_init = 1;
 
 	lws_set_log_level(LLL_ERR | LLL_WARN, lws_logger);

@@ -137,6 +137,28 @@ fl_buf_addstr(struct fl_buf *b, const char *s)
 	return fl_buf_add(b, s, strlen(s));
 }
 
+/* s percent-encoded for a URL's path or query: all but RFC 3986's
+ * unreserved characters, as curl_easy_escape. */
+int
+fl_buf_addurl(struct fl_buf *b, const char *s)
+{
+	static const char hex[] = "0123456789ABCDEF";
+	int rc;
+
+	for (; *s; s++) {
+		unsigned char c = (unsigned char)*s;
+		if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
+		    (c >= '0' && c <= '9') || c == '-' || c == '.' || c == '_' ||
+		    c == '~')
+			rc = fl_buf_add(b, s, 1);
+		else
+			rc = fl_buf_add(b, (char[3]){ '%', hex[c >> 4], hex[c & 15] }, 3);
+		if (rc)
+			return rc;
+	}
+	return FL_OK;
+}
+
 int
 fl_buf_printf(struct fl_buf *b, const char *fmt, ...)
 {

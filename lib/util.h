@@ -58,6 +58,7 @@ void fl_buf_release(struct fl_buf *b);
 int fl_buf_reserve(struct fl_buf *b, size_t extra);	/* FL_ELIMIT or FL_EFAIL (ENOMEM) */
 int fl_buf_add(struct fl_buf *b, const void *p, size_t n);
 int fl_buf_addstr(struct fl_buf *b, const char *s);
+int fl_buf_addurl(struct fl_buf *b, const char *s);	/* percent-encoded */
 int fl_buf_printf(struct fl_buf *b, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 
