@@ -25,6 +25,13 @@ test_util(void)
 	CHECK(fl_buf_add(&b, "12345678", 8) == FL_OK && b.len == 8, "buf fills to its max");
 	CHECK(fl_buf_add(&b, "9", 1) == FL_ELIMIT && b.len == 8, "buf refuses past its max");
 	fl_buf_release(&b);
+	fl_buf_init(&b, 64);
+	CHECK(fl_buf_addurl(&b, "aZ09-._~") == FL_OK && b.len == 8 &&
+	    !memcmp(b.data, "aZ09-._~", 8), "url escape keeps the unreserved");
+	b.len = 0;
+	CHECK(fl_buf_addurl(&b, "a b&c=/\xff") == FL_OK && b.len == 18 &&
+	    !memcmp(b.data, "a%20b%26c%3D%2F%FF", 18), "url escape encodes the rest");
+	fl_buf_release(&b);
 	CHECK(fl_parse_size("64M", &v) == 0 && v == 64ULL << 20, "size 64M");
 	CHECK(fl_parse_size("1GiB", &v) == 0 && v == 1ULL << 30, "size 1GiB");
 	CHECK(fl_parse_size("12x", &v) != 0 && fl_parse_size("", &v) != 0 &&
