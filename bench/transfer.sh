@@ -89,7 +89,7 @@ printf '%-34s %7.3f s %6.0f MB/s\n' "raw TCP loopback" "$t_tcp" \
     "$(awk -v b="$bytes" -v t="$t_tcp" 'BEGIN { print b / t / 1e6 }')"
 
 srv=
-trap 'kill $srv 2>/dev/null; rm -rf "$T" "$D/store" "$D/out.blob"' EXIT
+trap '[ -z "$srv" ] || kill $srv 2>/dev/null; rm -rf "$T" "$D/store" "$D/out.blob"' EXIT
 for where in tmpfs disk; do
 	if [ $where = tmpfs ]; then S=$T; else S=$D/store; fi
 	rm -rf "$S"
