@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "common.h"
@@ -33,6 +34,9 @@ struct wstate {
 	const char *name;
 	atomic_int phase;
 	_Atomic uint64_t done, total;	/* bytes of the current transfer */
+	/* its fit's progress, polled (epochs 0: none known) */
+	atomic_int epoch, epochs;
+	_Atomic uint64_t step, steps;
 	/* eval */
 	double loss, accuracy;
 	uint64_t samples;
@@ -49,6 +53,8 @@ struct remote {
 	struct output out;
 	pthread_mutex_t outmu;		/* standard output and stderr */
 	size_t ndone;
+	char job[48];			/* the fits' ?job=, when polled */
+	atomic_int stop_poll;
 };
 
 /* The model from standard input into an unlinked temp file, checked once
@@ -216,6 +222,64 @@ out:
 	return rc;
 }
 
+/*
+ * With a progress line, what each worker's fit has done: GET /v1/fits?job=
+ * of the workers training, about once a second. A worker that does not
+ * answer in time shows "training" alone.
+ */
+static void *
+poll_fits(void *arg)
+{
+	struct remote *R = arg;
+	struct fl_client c = R->cl;
+	struct fl_endpoint *ep;
+	char path[96], err[FL_ERRLEN];
+	size_t n = R->o->nworkers;
+
+	c.o.timeout = c.o.connect_timeout = 2;
+	c.o.retries = 0;
+	c.o.progress = NULL;
+	c.o.cancel = &R->stop_poll;
+	if (!(ep = calloc(n, sizeof(*ep))))
+		return NULL;
+	for (size_t i = 0; i < n; i++)
+		if (fl_endpoint_resolve(&ep[i], &c.ws, R->w[i].name, err))
+			ep[i].url = NULL;
+	snprintf(path, sizeof(path), "/v1/fits?job=%s", R->job);
+	while (!R->stop_poll) {
+		for (size_t i = 0; i < n && !R->stop_poll; i++) {
+			struct wstate *w = &R->w[i];
+			const struct fl_val *list, *f;
+			struct fl_val reply;
+			uint64_t v;
+
+			if (w->phase != P_TRAIN || !ep[i].url ||
+			    fl_call(&c, &ep[i], "GET", path, NULL, &reply, err))
+				continue;
+			if ((list = fl_map_get(&reply, "fits")) &&
+			    list->type == FL_V_ARRAY && list->v.a.n &&
+			    (f = &list->v.a.items[0]) &&
+			    !fl_val_get_u64(fl_map_get(f, "epochs"), &v) && v) {
+				w->epochs = (int)v;
+				if (!fl_val_get_u64(fl_map_get(f, "epoch"), &v))
+					w->epoch = (int)v;
+				if (!fl_val_get_u64(fl_map_get(f, "step"), &v))
+					w->step = v;
+				if (!fl_val_get_u64(fl_map_get(f, "steps"), &v))
+					w->steps = v;
+			}
+			fl_val_release(&reply);
+		}
+		for (int t = 0; t < 10 && !R->stop_poll; t++)
+			usleep(100000);
+	}
+	for (size_t i = 0; i < n; i++)
+		if (ep[i].url)
+			fl_endpoint_release(&ep[i]);
+	free(ep);
+	return NULL;
+}
+
 /* The progress line: how many are done, and what the others do. */
 static void
 tick(void *arg)
@@ -239,6 +303,11 @@ tick(void *arg)
 			len += (size_t)snprintf(line + len, sizeof(line) - len,
 			    ", %s %s %.0f%%", w->name, phase_name[ph],
 			    100.0 * (double)w->done / (double)w->total);
+		else if (ph == P_TRAIN && w->epochs && w->steps)
+			len += (size_t)snprintf(line + len, sizeof(line) - len,
+			    ", %s epoch %d/%d %.0f%%", w->name, (int)w->epoch,
+			    (int)w->epochs, 100.0 * (double)w->step /
+			    (double)w->steps);
 		else
 			len += (size_t)snprintf(line + len, sizeof(line) - len,
 			    ", %s %s", w->name, R->o->eval && ph == P_TRAIN ?
@@ -351,6 +420,7 @@ remote_run(const struct remote_opts *o)
 	};
 	struct fl_fanout_result *res;
 	char err[FL_ERRLEN];
+	pthread_t poller;
 	size_t ok = 0;
 	int rc;
 
@@ -372,9 +442,17 @@ remote_run(const struct remote_opts *o)
 			die(rc, "%s", err);
 		fl_endpoint_release(&ep);
 	}
+	/* A fit's progress on a terminal: its job name for GET /v1/fits. */
+	if (progress_enabled() && !o->eval)
+		snprintf(R.job, sizeof(R.job), "fl-fit.%ld.%ld", (long)getpid(),
+		    (long)time(NULL));
 	/* the key is a name (checked above): nothing in it to escape */
-	snprintf(R.path, sizeof(R.path), "/v1/%s/%s%s%s", o->eval ? "eval" : "fit",
-	    o->dataset, o->query && *o->query ? "?" : "", o->query ? o->query : "");
+	if ((size_t)snprintf(R.path, sizeof(R.path), "/v1/%s/%s%s%s%s%s",
+	    o->eval ? "eval" : "fit", o->dataset,
+	    o->query && *o->query ? "?" : "", o->query ? o->query : "",
+	    R.job[0] ? (o->query && *o->query ? "&job=" : "?job=") : "",
+	    R.job) >= sizeof(R.path))
+		die(FL_EUSAGE, "too many training options");
 	R.model_fd = spool_model();
 	if (!(R.w = calloc(o->nworkers, sizeof(*R.w))) ||
 	    !(res = calloc(o->nworkers, sizeof(*res))))
@@ -393,7 +471,13 @@ remote_run(const struct remote_opts *o)
 	} else {
 		output_open(&R.out, o->outpath);
 	}
+	if (R.job[0] && pthread_create(&poller, NULL, poll_fits, &R))
+		R.job[0] = 0;	/* no epochs shown, then */
 	rc = fl_fanout(o->nworkers, task, &R, &fo, res, err);
+	if (R.job[0]) {
+		R.stop_poll = 1;
+		pthread_join(poller, NULL);
+	}
 	progress_done();
 	for (size_t i = 0; i < o->nworkers; i++)
 		ok += res[i].rc == FL_OK;

@@ -330,3 +330,18 @@ assert [x["crc32"] for x in t[0]["tensors"]] == [x["crc32"] for x in t[1]["tenso
 	run -6 --separate-stderr fl-avg w1/0123456789abcdef
 	[[ $stderr == *"w1"*"no such object"* ]]
 }
+
+@test "fl-fit --dataset on a terminal: each worker's epoch, polled from /v1/fits" {
+	command -v script >/dev/null || skip "no script(1)"
+	local epochs=500000
+	# valgrind runs the fit some 30 times slower
+	[ -n "$VALGRIND" ] && epochs=20000
+	run -0 script -qec "fl-fit --dataset train --epochs $epochs --batch 1 w1 \
+		< $D/m.blob > $BATS_TEST_TMPDIR/fit.blob" /dev/null
+	assert_output --regexp "w1 epoch [0-9]+/$epochs [0-9]+%"
+	run -0 fl-pack verify "$BATS_TEST_TMPDIR/fit.blob"
+	# once it is done, the worker lists no fit under way
+	run -0 curl -sf -H "Authorization: Bearer roundtoken-0123456789" \
+		-H "Accept: application/json" "http://127.0.0.1:$P1/v1/fits"
+	assert_output '{"fits":[]}'
+}
