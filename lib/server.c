@@ -461,7 +461,7 @@ process_done(struct fl_server *s)
 	s->done = NULL;
 	pthread_mutex_unlock(&s->qmu);
 	for (r = list; r; r = next) {
-		int what, gone, busy;
+		int what, gone, busy, paused;
 		next = r->done_next;
 		pthread_mutex_lock(&r->mu);
 		r->on_done = 0;
@@ -491,6 +491,16 @@ process_done(struct fl_server *s)
 			 * cannot go on. */
 			if (r->body_kind != BODY_NONE && !r->body_complete)
 				r->close_after = 1;
+			/* lws 4.1 services no POLLOUT of a connection whose rx
+			 * is flow controlled: a reply to an upload we paused
+			 * would never leave, and the service thread would spin
+			 * on that POLLOUT until the connection timed out. */
+			pthread_mutex_lock(&r->mu);
+			paused = r->paused;
+			r->paused = 0;
+			pthread_mutex_unlock(&r->mu);
+			if (paused)
+				lws_rx_flow_control(r->wsi, 1);
 			go_write(r);
 		}
 	}
