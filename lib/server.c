@@ -462,7 +462,7 @@ process_done(struct fl_server *s)
 	s->done = NULL;
 	pthread_mutex_unlock(&s->qmu);
 	for (r = list; r; r = next) {
-		int what, gone, busy;
+		int what, gone, busy, paused;
 		next = r->done_next;
 		pthread_mutex_lock(&r->mu);
 		r->on_done = 0;
@@ -492,6 +492,16 @@ process_done(struct fl_server *s)
 			 * cannot go on. */
 			if (r->body_kind != BODY_NONE && !r->body_complete)
 				r->close_after = 1;
+			/* lws 4.1 services no POLLOUT of a connection whose rx
+			 * is flow controlled: a reply to an upload we paused
+			 * would never leave, and the service thread would spin
+			 * on that POLLOUT until the connection timed out. */
+			pthread_mutex_lock(&r->mu);
+			paused = r->paused;
+			r->paused = 0;
+			pthread_mutex_unlock(&r->mu);
+			if (paused)
+				lws_rx_flow_control(r->wsi, 1);
 			go_write(r);
 		}
 	}
@@ -1216,6 +1226,39 @@ complete:
 	return write_reply(r);
 }
 
+/* Refuse a request that never becomes a struct req (an upgrade): the
+ * reply is written at once, and the caller closes the connection. */
+static void
+refuse_now(struct fl_server *s, struct lws *wsi, int status, const char *msg)
+{
+	unsigned char *start = s->sendbuf + LWS_PRE, *p = start,
+	    *end = start + SEND_CHUNK - 1;
+	int json = accepts(wsi, FL_JSON_MIME);
+	struct fl_val v;
+	struct fl_buf b;
+
+	fl_val_map(&v);
+	fl_map_set_str(&v, "error", msg);
+	fl_buf_init(&b, 0);
+	if (json) {
+		fl_val_json(&b, &v);
+		fl_buf_add(&b, "\n", 1);
+	} else {
+		fl_val_encode(&b, &v);
+	}
+	fl_val_release(&v);
+	if (b.len < SEND_CHUNK &&
+	    !lws_add_http_common_headers(wsi, (unsigned)status,
+	    json ? FL_JSON_MIME : FL_MSGPACK_MIME, b.len, &p, end) &&
+	    !lws_add_http_header_by_token(wsi, WSI_TOKEN_CONNECTION,
+	    (const unsigned char *)"close", 5, &p, end) &&
+	    !lws_finalize_write_http_header(wsi, start, &p, end)) {
+		memcpy(start, b.data, b.len);
+		lws_write(wsi, start, b.len, LWS_WRITE_HTTP_FINAL);
+	}
+	fl_buf_release(&b);
+}
+
 static int
 cb_http(struct lws *wsi, enum lws_callback_reasons reason, struct pss *pss,
     void *in, size_t len)
@@ -1295,6 +1338,18 @@ cb_http(struct lws *wsi, enum lws_callback_reasons reason, struct pss *pss,
 				return -1;
 		}
 		return 0;
+	case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE:
+		/* lws 4.1 turns a plain connection into HTTP/2 on "Upgrade:
+		 * h2c": streams, many requests on one connection, which
+		 * write_reply's one request per connection relies on never
+		 * happening (and which lws serves badly there: bodies lost,
+		 * headers missed). HTTP/2 is for TLS, by ALPN. */
+		if (in && !strcasecmp(in, "websocket"))
+			return 0;
+		srv_log(s, FL_LOG_DEBUG, "refusing Upgrade: %s", in ? (const char *)in : "");
+		refuse_now(s, wsi, 400, "Upgrade: h2c is not taken: HTTP/2 is served over "
+		    "TLS only; send the request as HTTP/1.1");
+		return -1;
 	case LWS_CALLBACK_CLOSED_HTTP:
 		if (r) {
 			pss->r = NULL;

@@ -67,6 +67,34 @@ serve() {
 	cmp got "$D/small.blob"
 }
 
+@test "faults: a full disk while the upload is paused: 507 at once, no spin" {
+	local p start pids=()
+	MNT=$BATS_TEST_TMPDIR/full
+	mkdir -p "$MNT"
+	mount -t tmpfs -o size=3m tmpfs "$MNT" 2>/dev/null ||
+		skip "cannot mount a tmpfs here (needs root with CAP_SYS_ADMIN)"
+	fl-pack init --arch 2500,1000 --seed 5 -o big10.blob	# 10 MB
+	printf '#!/bin/sh\nsleep 2\nexec cat\n' > slow.sh
+	chmod +x slow.sh
+	p=$(free_port)
+	serve "$p" "$MNT" --timeout 30 --handler slow="$PWD/slow.sh"
+	# the 4 worker threads busy: the upload queues past 8 MiB and its
+	# socket is paused when the disk fills. lws serves no POLLOUT of a
+	# paused socket: the 507 never left, the service thread spun for 30 s.
+	for i in 1 2 3 4; do
+		curl -s -o /dev/null --data-binary x http://127.0.0.1:$p/v1/messages/slow 3>&- &
+		pids+=($!)
+	done
+	sleep 0.3
+	start=$SECONDS
+	run -5 --separate-stderr fl-send --timeout 20 http://127.0.0.1:$p big10.blob
+	[[ $stderr == *"No space left on device (HTTP 507)"* ]]
+	[ $((SECONDS - start)) -lt 10 ]
+	wait "${pids[@]}"
+	wait_for test -z "$(ls "$MNT/tmp")"
+	run -0 curl -sf --max-time 5 http://127.0.0.1:$p/v1/health
+}
+
 @test "faults: kill -9 at random moments during 100 uploads: every acknowledged object intact" {
 	local p s=$BATS_TEST_TMPDIR/st kills=0 c alive f id b n
 	p=$(free_port)

@@ -164,6 +164,34 @@ assert set(e) <= {"dataset", "loss", "accuracy", "samples", "model"}, e
 	curl -sf "$A/v1/health" >/dev/null
 }
 
+@test "security: a plain connection is never upgraded to HTTP/2 (h2c): 400, closed" {
+	# lws 4.1 took "Upgrade: h2c": many requests on one plain connection,
+	# which the one request per connection (SECURITY.md) relies on never
+	# happening
+	run -0 python3 - "$P" <<'PY'
+import socket, sys
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=5)
+s.sendall(b"GET /v1/health HTTP/1.1\r\nHost: x\r\nConnection: Upgrade, HTTP2-Settings\r\n"
+          b"Upgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQCAAAAAAIAAAAA\r\n\r\n")
+got = b""
+while True:
+    d = s.recv(65536)
+    if not d:
+        break
+    got += d
+print(got.split(b"\r\n")[0].decode())
+print(b"h2c" in got and b"TLS only" in got)
+PY
+	[[ ${lines[0]} == "HTTP/1."?" 400 "* ]]
+	[ "${lines[1]}" = True ]
+	run curl -sf --http2 "$A/v1/health"
+	[ "$status" -ne 0 ]
+	[ "$(code GET /v1/health --http2 -H 'Accept: application/json')" = 400 ]
+	grep -q 'HTTP/2 is served over TLS only' body
+	# HTTP/1.1, and the WebSocket upgrade, as before
+	[ "$(code GET /v1/health)" = 200 ]
+}
+
 @test "security: /v1/events needs a read token" {
 	cat > ws.py <<'PY'
 import base64, os, socket, sys
