@@ -422,7 +422,7 @@ remote_run(const struct remote_opts *o)
 	char err[FL_ERRLEN];
 	pthread_t poller;
 	size_t ok = 0;
-	int rc;
+	int rc, polling;
 
 	if (!fl_tag_valid(o->dataset))
 		die(FL_EUSAGE, "--dataset: bad key '%s' (letters, digits, '.', '_', "
@@ -471,10 +471,10 @@ remote_run(const struct remote_opts *o)
 	} else {
 		output_open(&R.out, o->outpath);
 	}
-	if (R.job[0] && pthread_create(&poller, NULL, poll_fits, &R))
-		R.job[0] = 0;	/* no epochs shown, then */
+	/* without the poller, no epochs are shown: nothing else changes */
+	polling = R.job[0] && !pthread_create(&poller, NULL, poll_fits, &R);
 	rc = fl_fanout(o->nworkers, task, &R, &fo, res, err);
-	if (R.job[0]) {
+	if (polling) {
 		R.stop_poll = 1;
 		pthread_join(poller, NULL);
 	}
