@@ -831,7 +831,7 @@ npz_parse(struct fl_blobmem *b, const unsigned char *buf, size_t len,
 	if (nent == 0xffff || cdsize == 0xffffffff || cdoff == 0xffffffff) {
 		const unsigned char *loc = eo - 20, *z;
 		uint64_t zo;
-		if (eo - buf < 20 || le32(loc) != ZIP64_LOC ||
+		if (eo - buf < 20 || len < 56 || le32(loc) != ZIP64_LOC ||
 		    (zo = le64(loc + 8)) > len - 56 || le32(z = buf + zo) != ZIP64_END) {
 			rc = fl_err(err, FL_EBLOB, "%s: bad zip64 end of central directory",
 			    name);
