@@ -79,20 +79,31 @@ now(void)
 	return ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
+/* acc / wsum as fl-avg computes it (lib/aggregate.c, quotient): the
+ * product by the reciprocal, corrected once by its residual. */
+static inline float
+mean_of(double a, double d, double inv)
+{
+	double q = a * inv;
+
+	return (float)__builtin_fma(__builtin_fma(-q, d, a), inv, q);
+}
+
 /* The output block: (float)(acc / wsum), stored plainly or streamed. */
 static void
 put_block(struct job *j, const double *acc, size_t i, size_t k, int nt)
 {
 	float tmp[BLK] __attribute__((aligned(64)));
 	float *o = j->out + i;
+	double d = j->wsum, inv = 1 / d;
 
 	if (!nt) {
 		for (size_t e = 0; e < k; e++)
-			o[e] = (float)(acc[e] / j->wsum);
+			o[e] = mean_of(acc[e], d, inv);
 		return;
 	}
 	for (size_t e = 0; e < k; e++)
-		tmp[e] = (float)(acc[e] / j->wsum);
+		tmp[e] = mean_of(acc[e], d, inv);
 #ifdef __AVX512F__
 	if (k == BLK && ((uintptr_t)o & 63) == 0) {
 		for (size_t e = 0; e < k; e += 16)
