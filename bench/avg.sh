@@ -31,6 +31,7 @@ run() {
 	: >"$D/$name.times"
 	i=0
 	while [ $i -lt "$RUNS" ]; do
+		cat $blobs $npys >/dev/null
 		/usr/bin/time -f '%e %M' -o "$D/$name.t" "$@"
 		cat "$D/$name.t" >>"$D/$name.times"
 		rm -f "$D/out.blob" "$D/out.npy"
@@ -43,15 +44,25 @@ run() {
 # run's output is removed before the clock starts: truncating it inside the
 # timed command would wait for its writeback to the disk, which belongs to
 # neither tool (both fl-avg and numpy get the same treatment).
+# The inputs are read again before each run: this machine's kernel pages
+# out page cache that looks idle (DAMON's proactive reclaim, see
+# /sys/kernel/mm/damon), so "in the page cache" has to be made true each
+# time, or a run reads from the disk.
 timeit() {
-	/usr/bin/python3 - "$RUNS" "$D" "$@" <<'PY'
+	WARM="$blobs $npys" /usr/bin/python3 - "$RUNS" "$D" "$@" <<'PY'
 import os, subprocess, sys, time
 runs = int(sys.argv[1]); d = sys.argv[2]; cmd = sys.argv[3:]
 ts = []
+def warm():
+    for p in os.environ["WARM"].split():
+        with open(p, "rb", buffering=0) as f:
+            while f.read(1 << 20):
+                pass
 for _ in range(runs):
     for f in ("out.blob", "out.npy"):
         if os.path.exists(os.path.join(d, f)):
             os.unlink(os.path.join(d, f))
+    warm()
     t = time.perf_counter(); subprocess.run(cmd, check=True); ts.append(time.perf_counter() - t)
 ts.sort(); print("%.3f" % ts[len(ts) // 2])
 PY

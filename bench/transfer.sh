@@ -36,16 +36,32 @@ freeport() {
 # med [up] CMD...: "SECONDS RSS_MIB": the median wall time of RUNS runs and
 # the largest peak RSS; with up, what each run stored is deleted after it
 # (its pointer or JSON reply on stdout), so that the store holds one copy.
+# Before each run the blob and the store's files are read, so that they are
+# in the page cache: this machine's kernel pages out page cache that looks
+# idle (DAMON's proactive reclaim, /sys/kernel/mm/damon), and a run would
+# otherwise read from the disk now and then.
 med() {
-	/usr/bin/python3 - "$RUNS" "$port" "$tok" "$@" <<'PY'
+	WARM="$D/m.blob ${S:-}" /usr/bin/python3 - "$RUNS" "$port" "$tok" "$@" <<'PY'
 import json, os, subprocess, sys, time, urllib.request
 runs, port, tok = int(sys.argv[1]), sys.argv[2], sys.argv[3]
 cmd = sys.argv[4:]
 up = cmd[0] == "up"
 if up:
     cmd = cmd[1:]
+def warm():
+    for top in os.environ["WARM"].split():
+        paths = [top] if os.path.isfile(top) else [os.path.join(r, f)
+            for r, _, fs in os.walk(top) for f in fs]
+        for p in paths:
+            try:
+                with open(p, "rb", buffering=0) as f:
+                    while f.read(1 << 20):
+                        pass
+            except OSError:
+                pass
 ts, rss = [], 0
 for _ in range(runs):
+    warm()
     t = time.perf_counter()
     p = subprocess.Popen(cmd, stdout=subprocess.PIPE)
     out = p.stdout.read()
