@@ -1290,7 +1290,9 @@ cb_http(struct lws *wsi, enum lws_callback_reasons reason, struct pss *pss,
 	switch (reason) {
 	case LWS_CALLBACK_HTTP:
 		assert(pss);	/* lws allocates it for every HTTP connection */
-		if (r)	/* keep-alive: the last request is over */
+		/* keep-alive: the last request is over (lws 4.1 rebinds the
+		 * connection first, and HTTP_DROP_PROTOCOL let go of it) */
+		if (r)
 			req_detach(r);
 		pss->completions = 0;
 		if (!(r = pss->r = req_new(s, wsi)))
@@ -1383,6 +1385,11 @@ cb_http(struct lws *wsi, enum lws_callback_reasons reason, struct pss *pss,
 		refuse_now(s, wsi, 400, "Upgrade: h2c is not taken: HTTP/2 is served over "
 		    "TLS only; send the request as HTTP/1.1");
 		return -1;
+	case LWS_CALLBACK_HTTP_DROP_PROTOCOL:
+		/* lws frees pss after this, when it rebinds the connection
+		 * for another transaction (HTTP/1 keep-alive) as when it
+		 * closes it; CLOSED_HTTP may come much later, or never
+		 * reach this pss. */
 	case LWS_CALLBACK_CLOSED_HTTP:
 		if (r) {
 			pss->r = NULL;
@@ -1394,12 +1401,32 @@ cb_http(struct lws *wsi, enum lws_callback_reasons reason, struct pss *pss,
 	}
 }
 
+/* A WebSocket client is gone: forget it and its queue. */
+static void
+wsc_drop(struct fl_server *s, struct pss *pss)
+{
+	struct wsc *c = pss->ws, **pp;
+
+	for (pp = &s->wsc; *pp; pp = &(*pp)->next)
+		if (*pp == c) {
+			*pp = c->next;
+			break;
+		}
+	while (c->qhead) {
+		struct evmsg *m = c->qhead;
+		c->qhead = m->next;
+		free(m);
+	}
+	free(c);
+	pss->ws = NULL;
+}
+
 static int
 cb_ws(struct lws *wsi, enum lws_callback_reasons reason, struct pss *pss,
     void *in, size_t len)
 {
 	struct fl_server *s = lws_context_user(lws_get_context(wsi));
-	struct wsc *c = pss ? pss->ws : NULL, **pp;
+	struct wsc *c = pss ? pss->ws : NULL;
 	char uri[64], h[512], fmt[16];
 	(void)in;
 	(void)len;
@@ -1445,20 +1472,8 @@ cb_ws(struct lws *wsi, enum lws_callback_reasons reason, struct pss *pss,
 		}
 		return 0;
 	case LWS_CALLBACK_CLOSED:
-		if (!c)
-			return 0;
-		for (pp = &s->wsc; *pp; pp = &(*pp)->next)
-			if (*pp == c) {
-				*pp = c->next;
-				break;
-			}
-		while (c->qhead) {
-			struct evmsg *m = c->qhead;
-			c->qhead = m->next;
-			free(m);
-		}
-		free(c);
-		pss->ws = NULL;
+		if (c)
+			wsc_drop(s, pss);
 		return 0;
 	default:
 		return 0;
@@ -1479,6 +1494,28 @@ callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 			flush_events(s);
 			process_done(s);
 		}
+		return 0;
+	case LWS_CALLBACK_WSI_DESTROY:
+		/* lws's last word on any connection, pss still intact, to
+		 * protocols[0] (ours, though the connection may be bound to
+		 * none). CLOSED_HTTP, HTTP_DROP_PROTOCOL or CLOSED have let go
+		 * of the connection already; if lws skipped them, a request or
+		 * a watcher keeping its wsi would call lws_callback_on_writable
+		 * on freed memory once its reply or event is ready. */
+		if (!pss || !lws_get_protocol(wsi) ||
+		    lws_get_protocol(wsi)->callback != callback ||
+		    (!pss->r && !pss->ws))
+			return 0;
+		s = lws_context_user(lws_get_context(wsi));
+		srv_log(s, FL_LOG_WARN, "lws destroyed a connection without closing "
+		    "its %s first: let go of it", pss->r ? "request" : "WebSocket");
+		if (pss->r) {
+			struct req *r = pss->r;
+			pss->r = NULL;
+			req_detach(r);
+		}
+		if (pss->ws)
+			wsc_drop(s, pss);
 		return 0;
 	case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION:
 	case LWS_CALLBACK_ESTABLISHED:
