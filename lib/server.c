@@ -268,6 +268,42 @@ go_write(struct req *r)
 		lws_callback_on_writable(r->wsi);
 }
 
+/* Send the reply set in r now, on the service thread, though workers may
+ * still hold r (an upload's job, draining its queue). */
+static void
+reply_now(struct req *r)
+{
+	int paused;
+
+	/* A reply before the whole body (a disk error, a body too large):
+	 * the rest of the body is dropped, so the connection cannot go on. */
+	if (r->body_kind != BODY_NONE && !r->body_complete)
+		r->close_after = 1;
+	/* lws 4.1 services no POLLOUT of a connection whose rx is flow
+	 * controlled: a reply to an upload we paused would never leave, and
+	 * the service thread would spin on that POLLOUT until the connection
+	 * timed out. */
+	pthread_mutex_lock(&r->mu);
+	paused = r->paused;
+	r->paused = 0;
+	pthread_mutex_unlock(&r->mu);
+	if (paused)
+		lws_rx_flow_control(r->wsi, 1);
+	go_write(r);
+}
+
+int
+req_fail(struct req *r)
+{
+	int first;
+
+	pthread_mutex_lock(&r->mu);
+	first = !r->failed;
+	r->failed = 1;
+	pthread_mutex_unlock(&r->mu);
+	return first;
+}
+
 /* Events */
 
 /* Send map v to every watcher of /v1/events. */
@@ -462,7 +498,7 @@ process_done(struct fl_server *s)
 	s->done = NULL;
 	pthread_mutex_unlock(&s->qmu);
 	for (r = list; r; r = next) {
-		int what, gone, busy, paused;
+		int what, gone, busy;
 		next = r->done_next;
 		pthread_mutex_lock(&r->mu);
 		r->on_done = 0;
@@ -486,24 +522,8 @@ process_done(struct fl_server *s)
 			    (int)s->o.idle_timeout);
 			lws_rx_flow_control(r->wsi, 1);
 		}
-		if (what & DONE_REPLY) {
-			/* A reply before the whole body (a disk error): the
-			 * rest of the body is dropped, so the connection
-			 * cannot go on. */
-			if (r->body_kind != BODY_NONE && !r->body_complete)
-				r->close_after = 1;
-			/* lws 4.1 services no POLLOUT of a connection whose rx
-			 * is flow controlled: a reply to an upload we paused
-			 * would never leave, and the service thread would spin
-			 * on that POLLOUT until the connection timed out. */
-			pthread_mutex_lock(&r->mu);
-			paused = r->paused;
-			r->paused = 0;
-			pthread_mutex_unlock(&r->mu);
-			if (paused)
-				lws_rx_flow_control(r->wsi, 1);
-			go_write(r);
-		}
+		if (what & DONE_REPLY)
+			reply_now(r);
 	}
 }
 
@@ -1265,12 +1285,14 @@ cb_http(struct lws *wsi, enum lws_callback_reasons reason, struct pss *pss,
 {
 	struct fl_server *s = lws_context_user(lws_get_context(wsi));
 	struct req *r = pss ? pss->r : NULL;
-	int rc;
+	int rc, failed;
 
 	switch (reason) {
 	case LWS_CALLBACK_HTTP:
 		assert(pss);	/* lws allocates it for every HTTP connection */
-		if (r)	/* keep-alive: the last request is over */
+		/* keep-alive: the last request is over (lws 4.1 rebinds the
+		 * connection first, and HTTP_DROP_PROTOCOL let go of it) */
+		if (r)
 			req_detach(r);
 		pss->completions = 0;
 		if (!(r = pss->r = req_new(s, wsi)))
@@ -1283,17 +1305,30 @@ cb_http(struct lws *wsi, enum lws_callback_reasons reason, struct pss *pss,
 			return 0;
 		if (r->close_after)
 			return 0;	/* replying already; drop the rest */
+		pthread_mutex_lock(&r->mu);
+		failed = r->failed;
+		pthread_mutex_unlock(&r->mu);
+		if (failed)
+			return 0;	/* a worker's reply is on its way */
 		if (r->received + len > r->limit) {
+			/* Not reached with lws 4.1: it passes on no more of a
+			 * body than its Content-Length (HTTP/2 too: a GOAWAY
+			 * past it), begin_body has refused a Content-Length
+			 * over the limit, and a request without one was taken
+			 * as bodiless (what lws passes on then, up to 100 MB
+			 * for a POST, is dropped above). Kept against another
+			 * lws. An upload's job may hold r and fail too (a disk
+			 * error): whichever fails r first replies. The job
+			 * replies nothing after this, so the 413 can leave at
+			 * once. */
 			char m[128];
+			r->close_after = 1;
+			if (!req_fail(r))
+				return 0;
 			snprintf(m, sizeof(m), "body exceeds the limit of %llu bytes",
 			    (unsigned long long)r->limit);
-			pthread_mutex_lock(&r->mu);
-			r->failed = 1;
-			pthread_mutex_unlock(&r->mu);
 			req_reply_err(r, 413, m);
-			r->close_after = 1;
-			if (!r->busy)
-				go_write(r);
+			reply_now(r);
 			return 0;
 		}
 		r->received += len;
@@ -1350,6 +1385,11 @@ cb_http(struct lws *wsi, enum lws_callback_reasons reason, struct pss *pss,
 		refuse_now(s, wsi, 400, "Upgrade: h2c is not taken: HTTP/2 is served over "
 		    "TLS only; send the request as HTTP/1.1");
 		return -1;
+	case LWS_CALLBACK_HTTP_DROP_PROTOCOL:
+		/* lws frees pss after this, when it rebinds the connection
+		 * for another transaction (HTTP/1 keep-alive) as when it
+		 * closes it; CLOSED_HTTP may come much later, or never
+		 * reach this pss. */
 	case LWS_CALLBACK_CLOSED_HTTP:
 		if (r) {
 			pss->r = NULL;
@@ -1361,12 +1401,32 @@ cb_http(struct lws *wsi, enum lws_callback_reasons reason, struct pss *pss,
 	}
 }
 
+/* A WebSocket client is gone: forget it and its queue. */
+static void
+wsc_drop(struct fl_server *s, struct pss *pss)
+{
+	struct wsc *c = pss->ws, **pp;
+
+	for (pp = &s->wsc; *pp; pp = &(*pp)->next)
+		if (*pp == c) {
+			*pp = c->next;
+			break;
+		}
+	while (c->qhead) {
+		struct evmsg *m = c->qhead;
+		c->qhead = m->next;
+		free(m);
+	}
+	free(c);
+	pss->ws = NULL;
+}
+
 static int
 cb_ws(struct lws *wsi, enum lws_callback_reasons reason, struct pss *pss,
     void *in, size_t len)
 {
 	struct fl_server *s = lws_context_user(lws_get_context(wsi));
-	struct wsc *c = pss ? pss->ws : NULL, **pp;
+	struct wsc *c = pss ? pss->ws : NULL;
 	char uri[64], h[512], fmt[16];
 	(void)in;
 	(void)len;
@@ -1412,20 +1472,8 @@ cb_ws(struct lws *wsi, enum lws_callback_reasons reason, struct pss *pss,
 		}
 		return 0;
 	case LWS_CALLBACK_CLOSED:
-		if (!c)
-			return 0;
-		for (pp = &s->wsc; *pp; pp = &(*pp)->next)
-			if (*pp == c) {
-				*pp = c->next;
-				break;
-			}
-		while (c->qhead) {
-			struct evmsg *m = c->qhead;
-			c->qhead = m->next;
-			free(m);
-		}
-		free(c);
-		pss->ws = NULL;
+		if (c)
+			wsc_drop(s, pss);
 		return 0;
 	default:
 		return 0;
@@ -1446,6 +1494,28 @@ callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 			flush_events(s);
 			process_done(s);
 		}
+		return 0;
+	case LWS_CALLBACK_WSI_DESTROY:
+		/* lws's last word on any connection, pss still intact, to
+		 * protocols[0] (ours, though the connection may be bound to
+		 * none). CLOSED_HTTP, HTTP_DROP_PROTOCOL or CLOSED have let go
+		 * of the connection already; if lws skipped them, a request or
+		 * a watcher keeping its wsi would call lws_callback_on_writable
+		 * on freed memory once its reply or event is ready. */
+		if (!pss || !lws_get_protocol(wsi) ||
+		    lws_get_protocol(wsi)->callback != callback ||
+		    (!pss->r && !pss->ws))
+			return 0;
+		s = lws_context_user(lws_get_context(wsi));
+		srv_log(s, FL_LOG_WARN, "lws destroyed a connection without closing "
+		    "its %s first: let go of it", pss->r ? "request" : "WebSocket");
+		if (pss->r) {
+			struct req *r = pss->r;
+			pss->r = NULL;
+			req_detach(r);
+		}
+		if (pss->ws)
+			wsc_drop(s, pss);
 		return 0;
 	case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION:
 	case LWS_CALLBACK_ESTABLISHED:

@@ -39,7 +39,8 @@ struct req {
 	int jobs;			/* workers holding it (mu) */
 	int on_done, pending_what;	/* on the done list (s->qmu) */
 	struct req *done_next;
-	int failed;			/* (mu) drop the body; no reply from workers */
+	int failed;			/* (mu) drop the body; whoever sets
+					 * it first owns the reply (req_fail) */
 	int body_done;			/* (mu) the whole body has arrived */
 	int scheduled;			/* (mu) an upload job is queued or running */
 	int paused;			/* (mu) rx flow control is off */
@@ -197,6 +198,11 @@ void req_reply_val(struct req *r, int status, const struct fl_val *v);
 void req_reply_err(struct req *r, int status, const char *msg);
 void req_reply_object(struct req *r, int status, const char *id);
 int status_of(int rc);
+/* From either thread (it takes r->mu): fail r (drop its body). 1 when the
+ * caller failed it first, and so owns the reply: then it sets it and has
+ * it sent. 0 when another thread (or the connection's end) failed it
+ * first: the caller replies nothing and only lets go of its job. */
+int req_fail(struct req *r);
 /* From a worker: hand r back (release: the worker lets go of it). */
 void req_done(struct req *r, int what, int release);
 void req_free(struct req *r);

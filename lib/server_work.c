@@ -193,9 +193,10 @@ job_upload(struct req *r)
 
 	for (;;) {
 		struct chunk *c;
-		int resume = 0;
+		int resume = 0, failed, mine;
 
 		pthread_mutex_lock(&r->mu);
+		failed = r->failed;
 		if ((c = r->qhead)) {
 			r->qhead = c->next;
 			if (!r->qhead)
@@ -207,7 +208,7 @@ job_upload(struct req *r)
 			}
 		}
 		if (!c) {
-			int done = r->body_done, failed = r->failed;
+			int done = r->body_done;
 			r->scheduled = 0;
 			pthread_mutex_unlock(&r->mu);
 			if (!done || failed) {
@@ -217,19 +218,23 @@ job_upload(struct req *r)
 			break;
 		}
 		pthread_mutex_unlock(&r->mu);
-		if (!werr && !r->failed && r->up.fd >= 0 &&
+		if (!werr && !failed && r->up.fd >= 0 &&
 		    fl_store_write(&r->up, c->data, c->len, err))
 			werr = FL_EIO;
 		chunk_put(r, c);
 		if (resume)
 			req_done(r, DONE_RESUME, 0);
 		if (werr) {
+			/* The service thread may be failing r too (a body
+			 * over its limit): the first to fail it replies. */
 			pthread_mutex_lock(&r->mu);
+			mine = !r->failed;
 			r->failed = 1;
 			r->scheduled = 0;
 			pthread_mutex_unlock(&r->mu);
-			req_reply_err(r, 507, err);
-			req_done(r, DONE_REPLY, 1);
+			if (mine)
+				req_reply_err(r, 507, err);
+			req_done(r, mine ? DONE_REPLY : 0, 1);
 			return;
 		}
 	}

@@ -277,3 +277,52 @@ PY
 	run -0 curl -sf --max-time 5 http://127.0.0.1:$p/v1/health
 	run -0 fl-send --timeout 5 http://127.0.0.1:$p "$D/small.blob"
 }
+
+@test "faults: clients that vanish mid-body, mid-reply or mid-watch: every request let go of, SIGTERM stops at once" {
+	local p big rc=0
+	p=$(free_port)
+	serve "$p" st
+	big=$(fl-send http://127.0.0.1:$p "$D/move.blob")
+	big=${big##*/}
+	# Each request must be let go of when lws ends its connection, however
+	# it ends: one left holding a freed connection would crash the worker
+	# once its reply was ready, and would hold SIGTERM for 30 s.
+	run -0 timeout 60 python3 - "$p" "$D/small.blob" "$D/move.blob" "$big" <<'PY'
+import base64, os, socket, struct, sys
+port, small, big, bigid = int(sys.argv[1]), open(sys.argv[2], "rb").read(), \
+    open(sys.argv[3], "rb").read(), sys.argv[4]
+
+def conn():
+    return socket.create_connection(("127.0.0.1", port), timeout=10)
+
+def post(n):
+    return b"POST /v1/objects HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % n
+
+def rst(s):	# close with a reset, not a FIN
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    s.close()
+
+for i in range(10):
+    end = rst if i % 2 else socket.socket.close
+    s = conn(); s.sendall(post(len(big)) + big[: len(big) // 2]); end(s)
+    s = conn(); s.sendall(post(len(small))); end(s)
+    s = conn(); s.sendall(post(len(big)) + big); end(s)	# before the reply
+    s = conn(); s.sendall(b"GET /v1/objects/%s HTTP/1.1\r\nHost: x\r\n\r\n" % bigid.encode())
+    s.recv(65536); end(s)
+    s = conn()
+    s.sendall(b"GET /v1/events HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
+              b"Connection: Upgrade\r\nSec-WebSocket-Version: 13\r\n"
+              b"Sec-WebSocket-Key: %s\r\n\r\n" % base64.b64encode(os.urandom(16)))
+    assert s.recv(4096).startswith(b"HTTP/1.1 101")
+    end(s)
+PY
+	run -0 fl-send --timeout 5 http://127.0.0.1:$p "$D/small.blob"
+	run -0 curl -sf --max-time 5 http://127.0.0.1:$p/v1/health
+	kill -TERM "$SPID"
+	SECONDS=0
+	wait "$SPID" || rc=$?
+	[ "$rc" = 0 ]
+	[ "$SECONDS" -lt 10 ]
+	# lws announced every connection's end before freeing it
+	run ! grep 'without closing' "$BATS_TEST_TMPDIR/serve.log"
+}
