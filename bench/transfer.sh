@@ -2,7 +2,8 @@
 # bench/transfer.sh: a 1 GiB blob over loopback, side by side in one run:
 # raw TCP (sendfile(2) into 1 MiB recv_into, both C loops under Python),
 # fl-send and fl-get against fl-serve with its store on tmpfs and on disk,
-# curl(1) on the same routes, and one 1 GiB message through Python
+# curl(1) on the same routes, dd(1) into the store's file system with an
+# fsync (what the disk allows a durable store), and one 1 GiB message through Python
 # websockets (Debian's python3-websockets, PySyft's transport). Medians of
 # RUNS runs, the largest peak RSS of each client over them, and fl-serve's
 # peak RSS over all the transfers to each store.
@@ -132,6 +133,12 @@ for where in tmpfs disk; do
 	    "http://127.0.0.1:$port/v1/objects/$id")"
 	cmp "$D/out.blob" "$D/m.blob"
 	rm -f "$D/out.blob"
+	# What the store's file system takes: the blob copied into it and
+	# fsynced, no network. An upload is acknowledged only when its object
+	# is on the disk, so on a slow disk this, not the network, bounds it.
+	row "  dd into the store (conv=fsync)" "$(med dd if="$D/m.blob" of="$S/dd.tmp" \
+	    bs=1M conv=fsync status=none)"
+	rm -f "$S/dd.tmp"
 	# The server holds no object whole: its peak RSS over the transfers.
 	printf '  %-32s %s\n' "fl-serve peak RSS" \
 	    "$(awk '/^VmHWM/ { printf "%.0f MiB", $2 / 1024 }' /proc/$srv/status)"
