@@ -257,17 +257,15 @@ pack_split(int argc, char **argv)
 		if (!(paths[p] = malloc(len)))
 			die(FL_EFAIL, "out of memory");
 		snprintf(paths[p], len, "%s%u.blob", prefix, p + 1);
-		if ((rc = fl_atomic_open(&tmp[p], paths[p], err))) {
-			tmp[p].tmp = NULL;
-			break;
-		}
+		if ((rc = fl_atomic_open(&tmp[p], paths[p], err)))
+			break;	/* tmp[p].path is NULL: nothing to abort */
 		if (!(rc = fl_blobmem_part(&pb, &b, part, (uint32_t)parts, p, err))) {
 			rc = fl_blobmem_write(tmp[p].fd, paths[p], &pb, err);
 			fl_blobmem_release(&pb);
 		}
 	}
 	for (uint32_t p = 0; p < parts; p++) {
-		if (!tmp[p].tmp)
+		if (!tmp[p].path)
 			continue;
 		if (rc)
 			fl_atomic_abort(&tmp[p]);

@@ -329,6 +329,19 @@ fl_atomic_open(struct fl_atomic *a, const char *path, char *err)
 		a->path = a->tmp = NULL;
 		return fl_err(err, FL_EFAIL, "%s: out of memory", path);
 	}
+	/* A device or a FIFO (-o /dev/null, a named pipe) is written in place:
+	 * a file renamed over it would replace the device itself. */
+	if (stat(path, &st) == 0 && !S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode)) {
+		free(a->tmp);
+		a->tmp = NULL;
+		if ((a->fd = open(path, O_WRONLY | O_CLOEXEC)) < 0) {
+			fl_errno(err, FL_EIO, "%s", path);
+			free(a->path);
+			a->path = NULL;
+			return FL_EIO;
+		}
+		return FL_OK;
+	}
 	snprintf(a->tmp, n + 16, "%s.tmp.XXXXXX", path);
 	if ((a->fd = mkstemp(a->tmp)) < 0) {
 		fl_errno(err, FL_EIO, "%s", path);
@@ -358,9 +371,9 @@ fl_atomic_commit(struct fl_atomic *a, char *err)
 	if (close(a->fd) < 0 && rc == FL_OK)
 		rc = fl_errno(err, FL_EIO, "%s", a->path);
 	a->fd = -1;
-	if (rc == FL_OK && rename(a->tmp, a->path) < 0)
+	if (rc == FL_OK && a->tmp && rename(a->tmp, a->path) < 0)
 		rc = fl_errno(err, FL_EIO, "%s", a->path);
-	if (rc != FL_OK)
+	if (rc != FL_OK && a->tmp)
 		unlink(a->tmp);
 	free(a->path);
 	free(a->tmp);

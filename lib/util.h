@@ -89,7 +89,8 @@ int fl_write_full(int fd, const void *p, size_t n);
 
 /*
  * Atomic output file: bytes go to a temporary file beside path; commit
- * fsyncs it and renames it over path; abort removes it.
+ * fsyncs it and renames it over path; abort removes it. A path that names
+ * a device or a FIFO is written in place (tmp is NULL).
  */
 struct fl_atomic {
 	int fd;

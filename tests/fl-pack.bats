@@ -190,6 +190,23 @@ PY
 	assert_output 0
 }
 
+@test "-o on a FIFO writes into it and leaves it a FIFO (as -o /dev/null must)" {
+	fl-pack init --arch 4,3 --seed 2 -o m.blob
+	mkfifo p
+	cat p > got &
+	run -0 fl-pack init --arch 4,3 --seed 2 -o p
+	wait
+	[ -p p ]
+	run -0 fl-pack verify got
+	cat p > avg &
+	run -0 fl-avg --uniform -o p m.blob got
+	wait
+	[ -p p ]
+	run -0 fl-pack verify avg
+	run -0 bash -c 'ls | grep -c tmp || true'
+	assert_output 0
+}
+
 @test "a blob is never written to a terminal" {
 	command -v script >/dev/null || skip "script(1) not installed"
 	run script -qec "fl-pack init --arch 4,3" /dev/null
