@@ -960,8 +960,9 @@ fl_agg_crc32(uint32_t crc, const void *p, size_t n)
 
 /* s / d, given inv = 1 / d: the product by the reciprocal, then one
  * correction by its residual (Markstein), which makes it s / d rounded
- * correctly but in cases of measure zero; a division costs four times as
- * much and, with the blocks in L1, is what the last pass over them waits on. */
+ * correctly but in cases of measure zero. A division's throughput is a
+ * fraction of a multiply's, and with the blocks in L1 the last pass over
+ * them waited on it: 9 % of fl-avg's profile on 8 x 100 MB inputs. */
 __attribute__((target("avx512f")))
 static inline __m512d
 quotient(__m512d s, __m512d d, __m512d inv)
