@@ -319,39 +319,37 @@ fl_atomic_open(struct fl_atomic *a, const char *path, char *err)
 {
 	size_t n = strlen(path);
 	struct stat st;
+	int exists = stat(path, &st) == 0;
+	/* A device or a FIFO (-o /dev/null, a named pipe) is written in place:
+	 * a file renamed over it would replace the device itself. */
+	int in_place = exists && !S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode);
 
 	a->fd = -1;
 	a->path = strdup(path);
-	a->tmp = malloc(n + 16);
-	if (!a->path || !a->tmp) {
+	a->tmp = in_place ? NULL : malloc(n + 16);
+	if (!a->path || (!in_place && !a->tmp)) {
 		free(a->path);
 		free(a->tmp);
 		a->path = a->tmp = NULL;
 		return fl_err(err, FL_EFAIL, "%s: out of memory", path);
 	}
-	/* A device or a FIFO (-o /dev/null, a named pipe) is written in place:
-	 * a file renamed over it would replace the device itself. */
-	if (stat(path, &st) == 0 && !S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode)) {
-		free(a->tmp);
-		a->tmp = NULL;
-		if ((a->fd = open(path, O_WRONLY | O_CLOEXEC)) < 0) {
-			fl_errno(err, FL_EIO, "%s", path);
-			free(a->path);
-			a->path = NULL;
-			return FL_EIO;
-		}
-		return FL_OK;
+	if (in_place)
+		a->fd = open(path, O_WRONLY | O_CLOEXEC);
+	else {
+		snprintf(a->tmp, n + 16, "%s.tmp.XXXXXX", path);
+		a->fd = mkstemp(a->tmp);
 	}
-	snprintf(a->tmp, n + 16, "%s.tmp.XXXXXX", path);
-	if ((a->fd = mkstemp(a->tmp)) < 0) {
+	if (a->fd < 0) {
 		fl_errno(err, FL_EIO, "%s", path);
 		free(a->path);
 		free(a->tmp);
 		a->path = a->tmp = NULL;
 		return FL_EIO;
 	}
+	if (in_place)
+		return FL_OK;
 	/* Keep the mode an existing file had; else the usual 0666 & ~umask. */
-	if (stat(path, &st) == 0) {
+	if (exists) {
 		fchmod(a->fd, st.st_mode & 07777);
 	} else {
 		mode_t um = umask(0);
