@@ -226,10 +226,10 @@ job_upload(struct req *r)
 			req_done(r, DONE_RESUME, 0);
 		if (werr) {
 			/* The service thread may be failing r too (a body
-			 * over its limit): the first to fail it replies. */
+			 * over its limit): the first to fail it replies. Once
+			 * failed, r gets no more chunks, so no job after us. */
+			mine = req_fail(r);
 			pthread_mutex_lock(&r->mu);
-			mine = !r->failed;
-			r->failed = 1;
 			r->scheduled = 0;
 			pthread_mutex_unlock(&r->mu);
 			if (mine)
