@@ -26,7 +26,7 @@ npys=$(i=1; while [ $i -le "$N" ]; do printf '%s ' "$D/in$i.npy"; i=$((i + 1)); 
 # any program that maps them: this kernel keeps a file written whole in
 # 2 MiB folios and one read back from the disk in readahead-sized ones.
 # Measured here: fl-avg on freshly written inputs takes about 1,100 page
-# faults and 0.057-0.059 s; on the same files after the kernel had paged
+# faults and 0.054-0.059 s; on the same files after the kernel had paged
 # parts out and they were read back, about 12,000 faults and 0.075-0.080 s,
 # and the page-cache floor below slows the same way.
 /usr/bin/python3 - $blobs $npys <<'PY'
@@ -71,10 +71,7 @@ import os, subprocess, sys, time
 runs = int(sys.argv[1]); d = sys.argv[2]; cmd = sys.argv[3:]
 ts = []
 def warm():
-    for p in os.environ["WARM"].split():
-        with open(p, "rb", buffering=0) as f:
-            while f.read(1 << 20):
-                pass
+    subprocess.run(["cat"] + os.environ["WARM"].split(), stdout=subprocess.DEVNULL, check=True)
 for _ in range(runs):
     for f in ("out.blob", "out.npy"):
         if os.path.exists(os.path.join(d, f)):
