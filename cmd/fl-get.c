@@ -72,11 +72,8 @@ time_text(char *out, size_t n, const struct fl_val *v)
 }
 
 static void
-list_table(const struct fl_val *r)
+list_rows(const struct fl_val *objs)
 {
-	const struct fl_val *objs = fl_map_get(r, "objects");
-
-	printf("%-16s  %-8s  %12s  %-19s  %s\n", "ID", "KIND", "BYTES", "CREATED", "TAGS");
 	for (size_t i = 0; objs && objs->type == FL_V_ARRAY && i < objs->v.a.n; i++) {
 		const struct fl_val *o = &objs->v.a.items[i], *tags = fl_map_get(o, "tags");
 		const char *id = fl_map_get_str(o, "id"), *kind = fl_map_get_str(o, "kind");
@@ -93,6 +90,54 @@ list_table(const struct fl_val *r)
 		}
 		putchar('\n');
 	}
+}
+
+/* Every object of the worker, page after page as the worker serves them,
+ * so that neither end holds the whole listing: a table, or with json one
+ * {"objects": [...]} document. */
+static void
+list_objects(struct fl_client *cl, const struct fl_endpoint *ep, int json)
+{
+	char path[128], err[FL_ERRLEN];
+	const char *next;
+	size_t shown = 0;
+	int rc, more = 1;
+
+	if (json)
+		fputs("{\"objects\":[", stdout);
+	else
+		printf("%-16s  %-8s  %12s  %-19s  %s\n", "ID", "KIND", "BYTES", "CREATED", "TAGS");
+	snprintf(path, sizeof(path), "/v1/objects");
+	while (more) {
+		struct fl_val reply;
+		const struct fl_val *objs;
+		if ((rc = fl_call(cl, ep, "GET", path, NULL, &reply, err)))
+			die(rc, "%s", err);
+		objs = fl_map_get(&reply, "objects");
+		if (!objs || objs->type != FL_V_ARRAY)
+			die(FL_EFAIL, "%s: a listing without objects", ep->name);
+		if (json) {
+			struct fl_buf b;
+			fl_buf_init(&b, 0);
+			for (size_t i = 0; i < objs->v.a.n; i++)
+				if ((shown + i && fl_buf_addstr(&b, ",")) ||
+				    fl_val_json(&b, &objs->v.a.items[i]))
+					die(FL_EFAIL, "out of memory");
+			fwrite(b.data, 1, b.len, stdout);
+			fl_buf_release(&b);
+		} else {
+			list_rows(objs);
+		}
+		shown += objs->v.a.n;
+		next = fl_map_get_str(&reply, "next");
+		if (next && (strlen(next) > 64 || strspn(next, "0123456789abcdef-") != strlen(next)))
+			die(FL_EFAIL, "%s: a listing with a bad cursor", ep->name);
+		if ((more = next != NULL))
+			snprintf(path, sizeof(path), "/v1/objects?after=%s", next);
+		fl_val_release(&reply);
+	}
+	if (json)
+		fputs("]}\n", stdout);
 }
 
 static void
@@ -216,17 +261,17 @@ main(int argc, char **argv)
 	if (mode == LIST || mode == INFO) {
 		if ((rc = fl_endpoint_resolve(&ep, &cl.ws, argv[0], err)))
 			die(rc, "%s", err);
-		rc = fl_call(&cl, &ep, "GET", mode == LIST ? "/v1/objects" : "/v1/info",
-		    NULL, &reply, err);
-		if (rc)
-			die(rc, "%s", err);
-		if (json)
-			print_json(&reply);
-		else if (mode == LIST)
-			list_table(&reply);
-		else
-			info_text(&reply);
-		fl_val_release(&reply);
+		if (mode == LIST) {
+			list_objects(&cl, &ep, json);
+		} else {
+			if ((rc = fl_call(&cl, &ep, "GET", "/v1/info", NULL, &reply, err)))
+				die(rc, "%s", err);
+			if (json)
+				print_json(&reply);
+			else
+				info_text(&reply);
+			fl_val_release(&reply);
+		}
 		fl_endpoint_release(&ep);
 	} else if (mode == DELETE) {
 		char id[FL_ID_LEN + 1], path[64];

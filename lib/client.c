@@ -1227,8 +1227,9 @@ fl_resolve_id(struct fl_client *c, const struct fl_endpoint *ep,
     const struct fl_ptr *p, char id[FL_ID_LEN + 1], char *err)
 {
 	const struct fl_val *objs;
+	const char *oid = NULL;
 	struct fl_val reply;
-	double best = -1;
+	char path[FL_TAG_MAX + 64];
 	int rc;
 
 	if (p->kind == FL_PTR_ID) {
@@ -1238,44 +1239,29 @@ fl_resolve_id(struct fl_client *c, const struct fl_endpoint *ep,
 	if (p->kind == FL_PTR_URL)
 		return fl_err(err, FL_EUSAGE, "%s: a URL, not a pointer to a worker's "
 		    "object", p->worker);
-	if ((rc = fl_call(c, ep, "GET", "/v1/objects", NULL, &reply, err)))
+	/* The newest model, as GET /v1/latest serves it, or what the tag names. */
+	if (p->kind == FL_PTR_LATEST)
+		snprintf(path, sizeof(path), "/v1/objects?kind=model&limit=1");
+	else if (fl_tag_valid(p->name))
+		snprintf(path, sizeof(path), "/v1/objects?tag=%s&limit=1", p->name);
+	else
+		return fl_err(err, FL_EUSAGE, "%s: bad tag '%s'", ep->name, p->name);
+	if ((rc = fl_call(c, ep, "GET", path, NULL, &reply, err)))
 		return rc;
-	id[0] = 0;
-	objs = fl_map_get(&reply, "objects");
-	for (size_t i = 0; objs && objs->type == FL_V_ARRAY && i < objs->v.a.n; i++) {
-		const struct fl_val *o = &objs->v.a.items[i], *tags;
-		const char *oid = fl_map_get_str(o, "id"), *kind = fl_map_get_str(o, "kind");
-		double created = 0;
-		int hit = 0;
-
-		if (o->type != FL_V_MAP || !oid || !fl_id_valid(oid))
-			continue;
-		if (p->kind == FL_PTR_LATEST) {
-			if (!kind || strcmp(kind, "model"))
-				continue;
-			fl_val_get_double(fl_map_get(o, "created"), &created);
-			hit = created > best;
-		} else if ((tags = fl_map_get(o, "tags")) && tags->type == FL_V_ARRAY) {
-			for (size_t j = 0; j < tags->v.a.n; j++) {
-				const char *t = fl_val_get_str(&tags->v.a.items[j]);
-				if (t && !strcmp(t, p->name))
-					hit = 1;
-			}
-		}
-		if (hit) {
-			snprintf(id, FL_ID_LEN + 1, "%s", oid);
-			best = created;
-			if (p->kind == FL_PTR_TAG)
-				break;
-		}
-	}
-	fl_val_release(&reply);
-	if (!id[0])
-		return p->kind == FL_PTR_LATEST ?
+	if ((objs = fl_map_get(&reply, "objects")) && objs->type == FL_V_ARRAY &&
+	    objs->v.a.n >= 1)
+		oid = fl_map_get_str(&objs->v.a.items[0], "id");
+	if (!oid)
+		rc = p->kind == FL_PTR_LATEST ?
 		    fl_err(err, FL_ENOTFOUND, "%s: no model stored", ep->name) :
 		    fl_err(err, FL_ENOTFOUND, "%s: no object tagged '%s'", ep->name,
 		    p->name);
-	return FL_OK;
+	else if (!fl_id_valid(oid))
+		rc = fl_err(err, FL_EFAIL, "%s: bad object id in its listing", ep->name);
+	else
+		snprintf(id, FL_ID_LEN + 1, "%s", oid);
+	fl_val_release(&reply);
+	return rc;
 }
 
 int

@@ -10,10 +10,15 @@
  *   GET    /v1/info                    {"name", "version", "datasets": [{"key",
  *                                      "samples", "shape": [..], "classes"}],
  *                                      "objects", "bytes", "limits": {...}}
- *   GET    /v1/objects                 {"objects": [{"id", "kind", "bytes",
- *                                      "tags": [..], "created", "meta": {...}}]}
- *                                      newest first; meta: a summary (round,
- *                                      samples, client, model_id, metrics)
+ *   GET    /v1/objects[?limit=N&after=C {"objects": [{"id", "kind", "bytes",
+ *           &kind=K&tag=T]              "tags": [..], "created", "meta": {...}}],
+ *                                      "next": C} newest first (by storing);
+ *                                      meta: a summary (round, samples,
+ *                                      client, model_id, metrics); at most N
+ *                                      (default and most 1000) a page; "next"
+ *                                      only when more follow: ?after= it for
+ *                                      the next page; of kind K, or the one
+ *                                      object tag T names
  *   POST   /v1/objects[?tag=T]         body: one blob, validated whole (magic,
  *                                      limits, crc) before it is stored and
  *                                      acknowledged: 201 {"id", "kind", "bytes"};

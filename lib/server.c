@@ -654,6 +654,38 @@ req_reply_object(struct req *r, int status, const char *id)
 		snprintf(r->location, sizeof(r->location), "/v1/objects/%s", id);
 }
 
+/* GET /v1/objects[?limit=N&after=CURSOR&kind=K&tag=T]: a page of them. */
+static void
+reply_list(struct req *r)
+{
+	struct fl_store_query q = { 0 };
+	struct fl_val v;
+	char err[FL_ERRLEN], kind[80], tag[80], after[80], lim[32];
+	const char *p;
+	uint64_t n;
+	int rc;
+
+	if ((p = lws_get_urlarg_by_name(r->wsi, "limit=", lim, sizeof(lim)))) {
+		if (fl_parse_u64(p, UINT64_MAX, &n) || !n) {
+			req_reply_err(r, 400, "bad limit: a count of objects, 1 or more");
+			return;
+		}
+		q.limit = n < FL_LIST_MAX ? (size_t)n : FL_LIST_MAX;
+	}
+	q.kind = lws_get_urlarg_by_name(r->wsi, "kind=", kind, sizeof(kind));
+	q.tag = lws_get_urlarg_by_name(r->wsi, "tag=", tag, sizeof(tag));
+	q.after = lws_get_urlarg_by_name(r->wsi, "after=", after, sizeof(after));
+	if (q.tag && !fl_tag_valid(q.tag)) {
+		req_reply_err(r, 400, "bad tag: use letters, digits, '.', '_', '-'");
+		return;
+	}
+	if ((rc = fl_store_list(r->s->o.store, &q, &v, err)))
+		req_reply_err(r, status_of(rc), err);
+	else
+		req_reply_val(r, 200, &v);
+	fl_val_release(&v);
+}
+
 static void
 reply_info(struct req *r)
 {
@@ -886,14 +918,9 @@ route(struct req *r, const char *path)
 	}
 	if (nseg == 1 && !strcmp(seg[0], "objects")) {
 		if (get) {
-			struct fl_val v;
 			if (authorize(r, FL_RIGHT_READ, 0))
 				goto out;
-			if ((rc = fl_store_list(s->o.store, &v, err)))
-				req_reply_err(r, status_of(rc), err);
-			else
-				req_reply_val(r, 200, &v);
-			fl_val_release(&v);
+			reply_list(r);
 			goto out;
 		}
 		if (!post)

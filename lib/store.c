@@ -16,10 +16,11 @@ struct entry {
 	char id[FL_ID_LEN + 1];
 	char *kind;
 	uint64_t bytes;
-	double stored;		/* when it was stored (the file's mtime) */
-	uint64_t seq;		/* order of storing, for equal times */
+	int64_t stored;		/* ns since the epoch, the file's mtime: unique */
 	double created;		/* meta created, else stored */
 	struct fl_val summary;	/* a few meta keys */
+	unsigned ntags;		/* tags naming it */
+	int dead;		/* deleted, its slot in ord not yet reclaimed */
 };
 
 struct tag {
@@ -27,14 +28,25 @@ struct tag {
 	char id[FL_ID_LEN + 1];
 };
 
+/*
+ * The index: every object once in ord, oldest first by (stored, id), and
+ * in a hash table by id. A deleted entry stays in ord, marked dead, until
+ * dead ones are half of it; so lookups, stores and deletes cost O(1) and a
+ * page of the listing O(log n) plus its length, however many objects the
+ * store holds.
+ */
 struct fl_store {
 	pthread_mutex_t mu;
 	char *dir, *objdir, *tmpdir, *tagpath;
 	int objfd;		/* objects/, to fsync after a rename */
-	uint64_t max_bytes, used, seq;
+	uint64_t max_bytes, used;
 	uint64_t reserved;	/* bytes of commits under way, counted as used */
-	struct entry *e;
-	size_t n, cap;
+	int64_t last;		/* the newest stored time given out */
+	size_t n;		/* live objects */
+	struct entry **ord;
+	size_t nord, ordcap, ndead;
+	struct entry **slot;	/* open addressing, linear probing */
+	size_t nslot;		/* a power of two, at least twice n */
 	struct tag *tags;
 	size_t ntags, tagcap;
 };
@@ -84,6 +96,7 @@ static void
 entry_release(struct entry *e)
 {
 	free(e->kind);
+	e->kind = NULL;
 	fl_val_release(&e->summary);
 }
 
@@ -112,8 +125,8 @@ entry_load(struct entry *e, const char *path, const char *id, char *err)
 	snprintf(e->id, sizeof(e->id), "%s", id);
 	e->kind = strdup(h.kind);
 	e->bytes = (uint64_t)st.st_size;
-	e->stored = (double)st.st_mtim.tv_sec + st.st_mtim.tv_nsec / 1e9;
-	e->created = e->stored;
+	e->stored = (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec;
+	e->created = (double)st.st_mtim.tv_sec + st.st_mtim.tv_nsec / 1e9;
 	if ((v = fl_map_get(&h.meta, "created")) && !fl_val_get_double(v, &d))
 		e->created = d;
 	fl_val_map(&e->summary);
@@ -133,46 +146,165 @@ entry_load(struct entry *e, const char *path, const char *id, char *err)
 	return FL_OK;
 }
 
-static int
-index_add(struct fl_store *s, struct entry *e)
+static size_t
+id_hash(const char *id)
 {
-	if (s->n == s->cap) {
-		size_t cap = s->cap ? 2 * s->cap : 64;
-		struct entry *p = realloc(s->e, cap * sizeof(*p));
-		if (!p)
-			return FL_EFAIL;
-		s->e = p;
-		s->cap = cap;
-	}
-	e->seq = s->seq++;
-	s->e[s->n++] = *e;
-	s->used += e->bytes;
-	return FL_OK;
+	uint64_t h = 0;
+
+	for (int i = 0; i < FL_ID_LEN; i++)	/* FNV-1a */
+		h = (h ^ (unsigned char)id[i]) * 0x100000001b3ull;
+	return (size_t)(h ^ h >> 29);
 }
 
 static struct entry *
 index_find(struct fl_store *s, const char *id)
 {
-	for (size_t i = 0; i < s->n; i++)
-		if (!strcmp(s->e[i].id, id))
-			return &s->e[i];
+	size_t mask = s->nslot - 1;
+
+	if (!s->nslot)
+		return NULL;
+	for (size_t i = id_hash(id) & mask; s->slot[i]; i = (i + 1) & mask)
+		if (!strcmp(s->slot[i]->id, id))
+			return s->slot[i];
 	return NULL;
 }
 
-static int
-newer(const struct entry *a, const struct entry *b)
+static void
+slot_put(struct entry **slot, size_t nslot, struct entry *e)
 {
-	if (a->stored != b->stored)
-		return a->stored > b->stored;
-	return a->seq > b->seq;
+	size_t i = id_hash(e->id) & (nslot - 1);
+
+	while (slot[i])
+		i = (i + 1) & (nslot - 1);
+	slot[i] = e;
+}
+
+/* Take id out of the hash table, closing the gap behind it. */
+static void
+slot_del(struct fl_store *s, const char *id)
+{
+	size_t mask = s->nslot - 1, i, j, k;
+
+	for (i = id_hash(id) & mask; s->slot[i]; i = (i + 1) & mask)
+		if (!strcmp(s->slot[i]->id, id))
+			break;
+	if (!s->slot[i])
+		return;
+	for (j = (i + 1) & mask; s->slot[j]; j = (j + 1) & mask) {
+		k = id_hash(s->slot[j]->id) & mask;
+		/* Move slot j into the gap at i unless its home lies in (i, j]. */
+		if (i <= j ? (k <= i || k > j) : (k <= i && k > j)) {
+			s->slot[i] = s->slot[j];
+			i = j;
+		}
+	}
+	s->slot[i] = NULL;
+}
+
+/* Order of storing: by stored time, then by id (times are unique but for
+ * objects from another store copied in by hand). */
+static int
+older(int64_t ta, const char *a, int64_t tb, const char *b)
+{
+	return ta != tb ? ta < tb : strcmp(a, b) < 0;
 }
 
 static int
 by_age(const void *pa, const void *pb)
 {
-	const struct entry *a = pa, *b = pb;
+	const struct entry *a = *(struct entry *const *)pa, *b = *(struct entry *const *)pb;
 
-	return newer(a, b) ? -1 : newer(b, a) ? 1 : 0;
+	return older(a->stored, a->id, b->stored, b->id) ? -1 :
+	    older(b->stored, b->id, a->stored, a->id) ? 1 : 0;
+}
+
+/* Where (stored, id) would go in ord: the number of entries before it. */
+static size_t
+ord_rank(const struct fl_store *s, int64_t stored, const char *id)
+{
+	size_t lo = 0, hi = s->nord;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (older(stored, id, s->ord[mid]->stored, s->ord[mid]->id))
+			hi = mid;
+		else
+			lo = mid + 1;
+	}
+	return lo;
+}
+
+/* Make room for one more object in ord and the hash table. */
+static int
+index_grow(struct fl_store *s)
+{
+	if (s->nord == s->ordcap) {
+		size_t cap = s->ordcap ? 2 * s->ordcap : 64;
+		struct entry **p = realloc(s->ord, cap * sizeof(*p));
+		if (!p)
+			return FL_EFAIL;
+		s->ord = p;
+		s->ordcap = cap;
+	}
+	if (2 * (s->n + 1) > s->nslot) {
+		size_t nslot = s->nslot ? 2 * s->nslot : 128;
+		struct entry **slot = calloc(nslot, sizeof(*slot));
+		if (!slot)
+			return FL_EFAIL;
+		for (size_t i = 0; i < s->nslot; i++)
+			if (s->slot[i])
+				slot_put(slot, nslot, s->slot[i]);
+		free(s->slot);
+		s->slot = slot;
+		s->nslot = nslot;
+	}
+	return FL_OK;
+}
+
+/* Index a copy of *e: in its place in ord when sorted, else at the end
+ * (fl_store_open sorts once after reading the directory). */
+static int
+index_add(struct fl_store *s, struct entry *e, int sorted)
+{
+	struct entry *p;
+	size_t at;
+
+	if (index_grow(s) || !(p = malloc(sizeof(*p))))
+		return FL_EFAIL;
+	*p = *e;
+	at = sorted ? ord_rank(s, p->stored, p->id) : s->nord;
+	memmove(s->ord + at + 1, s->ord + at, (s->nord - at) * sizeof(*s->ord));
+	s->ord[at] = p;
+	s->nord++;
+	slot_put(s->slot, s->nslot, p);
+	s->n++;
+	s->used += p->bytes;
+	if (p->stored > s->last)
+		s->last = p->stored;
+	return FL_OK;
+}
+
+/* Drop e from the index; its slot in ord is reclaimed later, in bulk. */
+static void
+index_remove(struct fl_store *s, struct entry *e)
+{
+	size_t j = 0;
+
+	slot_del(s, e->id);
+	s->used -= e->bytes;
+	s->n--;
+	entry_release(e);
+	e->dead = 1;
+	if (++s->ndead < 64 || 2 * s->ndead < s->nord)
+		return;
+	for (size_t i = 0; i < s->nord; i++) {
+		if (s->ord[i]->dead)
+			free(s->ord[i]);
+		else
+			s->ord[j++] = s->ord[i];
+	}
+	s->nord = j;
+	s->ndead = 0;
 }
 
 /* Rewrite the tags file; called with the lock held. */
@@ -203,12 +335,18 @@ tags_save(struct fl_store *s, char *err)
 	return fl_atomic_commit(&a, err);
 }
 
+/* Point tag at id, an indexed object; called with the lock held. */
 static int
 tags_set(struct fl_store *s, const char *tag, const char *id)
 {
+	struct entry *e;
+
 	for (size_t i = 0; i < s->ntags; i++)
 		if (!strcmp(s->tags[i].name, tag)) {
+			if ((e = index_find(s, s->tags[i].id)))
+				e->ntags--;
 			snprintf(s->tags[i].id, sizeof(s->tags[i].id), "%s", id);
+			index_find(s, id)->ntags++;
 			return FL_OK;
 		}
 	if (s->ntags == s->tagcap) {
@@ -222,6 +360,7 @@ tags_set(struct fl_store *s, const char *tag, const char *id)
 	snprintf(s->tags[s->ntags].name, sizeof(s->tags[0].name), "%s", tag);
 	snprintf(s->tags[s->ntags].id, sizeof(s->tags[0].id), "%s", id);
 	s->ntags++;
+	index_find(s, id)->ntags++;
 	return FL_OK;
 }
 
@@ -298,11 +437,13 @@ fl_store_open(struct fl_store **out, const char *dir, uint64_t max_bytes,
 		if (!(p = join(s->objdir, de->d_name)))
 			continue;
 		/* An object that no longer reads is left alone, not served. */
-		if (entry_load(&e, p, de->d_name, e2) == FL_OK && index_add(s, &e))
+		if (entry_load(&e, p, de->d_name, e2) == FL_OK && index_add(s, &e, 0))
 			entry_release(&e);
 		free(p);
 	}
 	closedir(d);
+	if (s->nord)
+		qsort(s->ord, s->nord, sizeof(*s->ord), by_age);
 	tags_load(s);
 	*out = s;
 	return FL_OK;
@@ -313,9 +454,12 @@ fl_store_free(struct fl_store *s)
 {
 	if (!s)
 		return;
-	for (size_t i = 0; i < s->n; i++)
-		entry_release(&s->e[i]);
-	free(s->e);
+	for (size_t i = 0; i < s->nord; i++) {
+		entry_release(s->ord[i]);
+		free(s->ord[i]);
+	}
+	free(s->ord);
+	free(s->slot);
 	free(s->tags);
 	if (s->objfd >= 0)
 		close(s->objfd);
@@ -548,7 +692,9 @@ fl_store_commit(struct fl_store *s, struct fl_upload *u,
     char *err)
 {
 	struct entry e;
+	struct timespec ts[2];
 	char *path = NULL;
+	int64_t stored;
 	int rc, tries, again, reserved = 0;
 
 	if (info)
@@ -561,15 +707,29 @@ fl_store_commit(struct fl_store *s, struct fl_upload *u,
 	if (rc)
 		goto fail;
 	/* The room is taken now, under the lock: commits running side by side
-	 * would each see it free and together overfill the store. */
+	 * would each see it free and together overfill the store. So is the
+	 * time of storing, one no other object has: the order of the listing
+	 * and of fl_store_latest, kept as the file's mtime across restarts. */
+	clock_gettime(CLOCK_REALTIME, &ts[1]);
+	stored = (int64_t)ts[1].tv_sec * 1000000000 + ts[1].tv_nsec;
 	pthread_mutex_lock(&s->mu);
 	if ((rc = room_locked(s, u->bytes, err)) == FL_OK) {
 		s->reserved += u->bytes;
 		reserved = 1;
+		if (stored <= s->last)
+			stored = s->last + 1;
+		s->last = stored;
 	}
 	pthread_mutex_unlock(&s->mu);
 	if (rc)
 		goto fail;
+	ts[0].tv_nsec = UTIME_OMIT;
+	ts[1].tv_sec = (time_t)(stored / 1000000000);
+	ts[1].tv_nsec = (long)(stored % 1000000000);
+	if (futimens(u->fd, ts)) {
+		rc = fl_errno(err, FL_EIO, "%s: cannot set its time", u->tmp);
+		goto fail;
+	}
 	if (fsync(u->fd)) {
 		rc = fl_errno(err, FL_EIO, "%s: fsync", u->tmp);
 		goto fail;
@@ -600,6 +760,7 @@ fl_store_commit(struct fl_store *s, struct fl_upload *u,
 		return rc;
 	}
 	free(path);
+	e.stored = stored;	/* were the file system's clock coarser */
 	if (info) {
 		fl_val_map(info);
 		fl_map_set_str(info, "id", id);
@@ -608,7 +769,7 @@ fl_store_commit(struct fl_store *s, struct fl_upload *u,
 	}
 	pthread_mutex_lock(&s->mu);
 	s->reserved -= u->bytes;
-	if (index_add(s, &e)) {
+	if (index_add(s, &e, 1)) {
 		pthread_mutex_unlock(&s->mu);
 		entry_release(&e);
 		return fl_err(err, FL_EFAIL, "out of memory");
@@ -696,9 +857,7 @@ fl_store_delete(struct fl_store *s, const char *id, char *kind, size_t kindlen,
 	fsync(s->objfd);
 	if (kind)
 		snprintf(kind, kindlen, "%s", e->kind);
-	s->used -= e->bytes;
-	entry_release(e);
-	*e = s->e[--s->n];
+	index_remove(s, e);
 	for (i = j = 0; i < s->ntags; i++) {
 		if (!strcmp(s->tags[i].id, id)) {
 			dirty = 1;
@@ -752,18 +911,17 @@ fl_store_lookup_tag(struct fl_store *s, const char *tag, char *id, char *err)
 int
 fl_store_latest(struct fl_store *s, const char *kind, char *id, char *err)
 {
-	struct entry *best = NULL;
-	int rc;
+	int rc = fl_err(err, FL_ENOTFOUND, "no %s%sobject", kind ? kind : "",
+	    kind ? " " : "");
 
 	pthread_mutex_lock(&s->mu);
-	for (size_t i = 0; i < s->n; i++)
-		if ((!kind || !strcmp(s->e[i].kind, kind)) && (!best || newer(&s->e[i], best)))
-			best = &s->e[i];
-	if (best) {
-		memcpy(id, best->id, FL_ID_LEN + 1);
-		rc = FL_OK;
-	} else {
-		rc = fl_err(err, FL_ENOTFOUND, "no %s%sobject", kind ? kind : "", kind ? " " : "");
+	for (size_t i = s->nord; i-- > 0; ) {
+		const struct entry *e = s->ord[i];
+		if (!e->dead && (!kind || !strcmp(e->kind, kind))) {
+			memcpy(id, e->id, FL_ID_LEN + 1);
+			rc = FL_OK;
+			break;
+		}
 	}
 	pthread_mutex_unlock(&s->mu);
 	return rc;
@@ -784,53 +942,127 @@ fl_store_kind(struct fl_store *s, const char *id, char *kind, size_t kindlen)
 	return rc;
 }
 
-int
-fl_store_list(struct fl_store *s, struct fl_val *v, char *err)
+/* A listing's cursor: the stored time and id of the last object shown. */
+static void
+cursor_format(const struct entry *e, char *buf, size_t len)
 {
-	struct fl_val arr, o, tags, c;
-	struct entry *snap;
-	size_t n;
+	snprintf(buf, len, "%lld-%s", (long long)e->stored, e->id);
+}
+
+static int
+cursor_parse(const char *c, int64_t *stored, char *id)
+{
+	char *end;
+	long long t;
+
+	errno = 0;
+	if (*c < '0' || *c > '9')
+		return -1;
+	t = strtoll(c, &end, 10);
+	if (errno || *end != '-' || !fl_id_valid(end + 1))
+		return -1;
+	*stored = t;
+	memcpy(id, end + 1, FL_ID_LEN + 1);
+	return 0;
+}
+
+/* An index entry as the listing shows it; called with the lock held. */
+static int
+entry_val(const struct fl_store *s, const struct entry *e, struct fl_val *o)
+{
+	struct fl_val tags, c;
+
+	fl_val_map(o);
+	fl_val_array(&tags);
+	for (size_t t = 0; e->ntags && t < s->ntags; t++) {
+		struct fl_val ts;
+		if (!strcmp(s->tags[t].id, e->id) && fl_val_str(&ts, s->tags[t].name) == FL_OK &&
+		    fl_array_push(&tags, &ts))
+			fl_val_release(&ts);
+	}
+	if (fl_map_set_str(o, "id", e->id) || fl_map_set_str(o, "kind", e->kind) ||
+	    fl_map_set_uint(o, "bytes", e->bytes) || fl_map_set(o, "tags", &tags) ||
+	    fl_map_set_float(o, "created", e->created) || fl_val_copy(&c, &e->summary)) {
+		fl_val_release(&tags);
+		fl_val_release(o);
+		return FL_EFAIL;
+	}
+	if (fl_map_set(o, "meta", &c)) {
+		fl_val_release(&c);
+		fl_val_release(o);
+		return FL_EFAIL;
+	}
+	return FL_OK;
+}
+
+int
+fl_store_list(struct fl_store *s, const struct fl_store_query *q, struct fl_val *v,
+    char *err)
+{
+	struct fl_val arr, o;
+	const struct entry *last = NULL;
+	struct entry *only = NULL;
+	char cid[FL_ID_LEN + 1] = "", next[FL_ID_LEN + 32];
+	size_t i, limit = q->limit && q->limit < FL_LIST_MAX ? q->limit : FL_LIST_MAX, n = 0;
+	int64_t ct = 0;
 	int rc = FL_OK;
 
-	fl_val_map(v);
+	fl_val_nil(v);
+	if (q->after && cursor_parse(q->after, &ct, cid))
+		return fl_err(err, FL_EUSAGE, "bad cursor '%s': pass back a listing's \"next\"",
+		    q->after);
 	fl_val_array(&arr);
+	next[0] = 0;
 	pthread_mutex_lock(&s->mu);
-	n = s->n;
-	if (!(snap = malloc((n ? n : 1) * sizeof(*snap)))) {
-		pthread_mutex_unlock(&s->mu);
-		fl_val_release(&arr);
-		return fl_err(err, FL_EFAIL, "out of memory");
-	}
-	if (n)
-		memcpy(snap, s->e, n * sizeof(*snap));
-	qsort(snap, n, sizeof(*snap), by_age);
-	for (size_t i = 0; i < n && rc == FL_OK; i++) {
-		fl_val_map(&o);
-		fl_map_set_str(&o, "id", snap[i].id);
-		fl_map_set_str(&o, "kind", snap[i].kind);
-		fl_map_set_uint(&o, "bytes", snap[i].bytes);
-		fl_val_array(&tags);
-		for (size_t t = 0; t < s->ntags; t++) {
-			struct fl_val ts;
-			if (strcmp(s->tags[t].id, snap[i].id))
-				continue;
-			if (fl_val_str(&ts, s->tags[t].name) == FL_OK)
-				fl_array_push(&tags, &ts);
-		}
-		fl_map_set(&o, "tags", &tags);
-		fl_map_set_float(&o, "created", snap[i].created);
-		if (fl_val_copy(&c, &snap[i].summary) == FL_OK)
-			fl_map_set(&o, "meta", &c);
-		if (fl_array_push(&arr, &o)) {
+	if (q->tag) {	/* a tag names one object */
+		for (size_t t = 0; t < s->ntags; t++)
+			if (!strcmp(s->tags[t].name, q->tag))
+				only = index_find(s, s->tags[t].id);
+		if (!only || (q->kind && strcmp(only->kind, q->kind)) ||
+		    (q->after && !older(only->stored, only->id, ct, cid)))
+			goto done;
+		if (entry_val(s, only, &o))
+			rc = fl_err(err, FL_EFAIL, "out of memory");
+		else if (fl_array_push(&arr, &o)) {
 			fl_val_release(&o);
 			rc = fl_err(err, FL_EFAIL, "out of memory");
 		}
+		goto done;
 	}
+	/* From the newest object older than the cursor's. */
+	i = q->after ? ord_rank(s, ct, cid) : s->nord;
+	if (q->after && i > 0 && !older(s->ord[i - 1]->stored, s->ord[i - 1]->id, ct, cid))
+		i--;	/* the cursor's own object */
+	while (i-- > 0) {
+		const struct entry *e = s->ord[i];
+		if (e->dead || (q->kind && strcmp(e->kind, q->kind)))
+			continue;
+		if (n == limit) {	/* one more is there: say where to go on */
+			cursor_format(last, next, sizeof(next));
+			break;
+		}
+		if (entry_val(s, e, &o)) {
+			rc = fl_err(err, FL_EFAIL, "out of memory");
+			break;
+		}
+		if (fl_array_push(&arr, &o)) {
+			fl_val_release(&o);
+			rc = fl_err(err, FL_EFAIL, "out of memory");
+			break;
+		}
+		last = e;
+		n++;
+	}
+done:
 	pthread_mutex_unlock(&s->mu);
-	free(snap);
-	if (fl_map_set(v, "objects", &arr)) {
-		fl_val_release(&arr);
+	fl_val_map(v);
+	if (rc == FL_OK && fl_map_set(v, "objects", &arr))
 		rc = fl_err(err, FL_EFAIL, "out of memory");
+	else if (rc == FL_OK && next[0] && fl_map_set_str(v, "next", next))
+		rc = fl_err(err, FL_EFAIL, "out of memory");
+	if (rc) {
+		fl_val_release(&arr);
+		fl_val_release(v);
 	}
 	return rc;
 }

@@ -82,9 +82,25 @@ int fl_store_latest(struct fl_store *s, const char *kind, char *id, char *err);
 /* kind of an object (FL_ENOTFOUND). */
 int fl_store_kind(struct fl_store *s, const char *id, char *kind, size_t kindlen);
 
-/* {"objects": [{"id", "kind", "bytes", "tags", "created", "meta"}]}, newest
- * first; v is initialised here. */
-int fl_store_list(struct fl_store *s, struct fl_val *v, char *err);
+/* A page of the listing, and which objects it may show. */
+#define FL_LIST_MAX 1000	/* objects a page holds at most */
+struct fl_store_query {
+	const char *kind;	/* of this kind only (NULL: any) */
+	const char *tag;	/* only the object this tag names (NULL: any) */
+	const char *after;	/* from past the cursor a page gave as "next" */
+	size_t limit;		/* at most (0, or more than FL_LIST_MAX: FL_LIST_MAX) */
+};
+
+/*
+ * {"objects": [{"id", "kind", "bytes", "tags", "created", "meta"}], "next"},
+ * newest first (by the time each was stored), as many as q allows; "next",
+ * a cursor, only when more objects match: pass it back as q->after for the
+ * next page. Objects stored meanwhile are newer, so never appear in later
+ * pages; one deleted meanwhile is not shown. FL_EUSAGE for a bad cursor.
+ * v is initialised here.
+ */
+int fl_store_list(struct fl_store *s, const struct fl_store_query *q,
+    struct fl_val *v, char *err);
 /* An object's header as a map {"kind", "meta", "tensors": [...]}. */
 int fl_store_header(struct fl_store *s, const char *id, struct fl_val *v,
     char *err);

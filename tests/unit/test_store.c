@@ -117,6 +117,172 @@ make_bad_deflate(struct fl_buf *out)
 	return FL_EFAIL;
 }
 
+/* Walk the listing of q page by page into ids (newest first); the count,
+ * or -1 when a page goes wrong. */
+static long
+list_all(struct fl_store *s, struct fl_store_query q, char (*ids)[FL_ID_LEN + 1],
+    size_t max, size_t *pages)
+{
+	char err[FL_ERRLEN], cursor[64];
+	long n = 0;
+
+	*pages = 0;
+	for (;;) {
+		struct fl_val v;
+		const struct fl_val *objs;
+		const char *next;
+		if (fl_store_list(s, &q, &v, err) || !(objs = fl_map_get(&v, "objects")) ||
+		    objs->type != FL_V_ARRAY) {
+			fl_val_release(&v);
+			return -1;
+		}
+		(*pages)++;
+		for (size_t i = 0; i < objs->v.a.n; i++, n++) {
+			const char *id = fl_map_get_str(&objs->v.a.items[i], "id");
+			if (!id || (size_t)n >= max) {
+				fl_val_release(&v);
+				return -1;
+			}
+			memcpy(ids[n], id, FL_ID_LEN + 1);
+		}
+		if (!(next = fl_map_get_str(&v, "next"))) {
+			fl_val_release(&v);
+			return n;
+		}
+		snprintf(cursor, sizeof(cursor), "%s", next);
+		q.after = cursor;
+		fl_val_release(&v);
+	}
+}
+
+/*
+ * Many objects: lookups, deletes and pages of the listing stay right past
+ * the hash table's growth and the index's compaction, and the order of
+ * storing survives a restart.
+ */
+static void
+test_many(const char *dir)
+{
+	enum { N = 1500 };
+	static char ids[N][FL_ID_LEN + 1], got[N][FL_ID_LEN + 1];
+	struct fl_store_query q = { 0 };
+	struct fl_store *s;
+	struct fl_buf m, d;
+	struct fl_val v;
+	const struct fl_val *objs;
+	char err[FL_ERRLEN] = "", kind[16], id[FL_ID_LEN + 1];
+	size_t pages, ndata = 0, live;
+	uint64_t nobj, bytes;
+	long n;
+	int ok;
+
+	CHECK(fl_store_open(&s, dir, 0, err) == FL_OK, "many: open: %s", err);
+	make_blob(&m, "model", 4, 1);
+	make_blob(&d, "dataset", 4, 1);
+	ok = 1;
+	for (size_t i = 0; i < N && ok; i++) {
+		ok = store_bytes(s, i % 3 ? m.data : d.data, i % 3 ? m.len : d.len,
+		    NULL, ids[i], err) == FL_OK;
+		ndata += !(i % 3);
+	}
+	CHECK(ok, "many: %d objects stored: %s", N, err);
+
+	n = list_all(s, q, got, N, &pages);
+	ok = n == N && pages == 2;
+	for (size_t i = 0; ok && i < N; i++)
+		ok = !strcmp(got[i], ids[N - 1 - i]);
+	CHECK(ok, "many: two pages of at most %d, newest first (%ld in %zu)",
+	    FL_LIST_MAX, n, pages);
+	q.limit = 7;
+	q.kind = "dataset";
+	n = list_all(s, q, got, N, &pages);
+	ok = n == (long)ndata && pages == (ndata + 6) / 7;
+	for (size_t i = 0; ok && i < ndata; i++)
+		ok = !strcmp(got[i], ids[3 * (ndata - 1 - i)]);
+	CHECK(ok, "many: pages of 7 datasets, each once, in order (%ld in %zu)", n, pages);
+
+	/* Delete two objects in three, and the next page goes on from a
+	 * cursor whose own object is gone. */
+	q.kind = NULL;
+	q.limit = 10;
+	CHECK(fl_store_list(s, &q, &v, err) == FL_OK && fl_map_get_str(&v, "next"),
+	    "many: a first page of 10");
+	ok = 1;
+	live = 0;
+	for (size_t i = 0; i < N && ok; i++) {
+		if (i % 3 == 0) {
+			live++;
+			continue;
+		}
+		ok = fl_store_delete(s, ids[i], kind, sizeof(kind), err) == FL_OK &&
+		    !strcmp(kind, "model");
+	}
+	CHECK(ok, "many: %zu deleted: %s", N - live, err);
+	fl_store_usage(s, &nobj, &bytes);
+	CHECK(nobj == live && bytes == live * d.len, "many: usage counts what is left");
+	ok = 1;
+	for (size_t i = 0; i < N && ok; i++)
+		ok = (fl_store_kind(s, ids[i], kind, sizeof(kind)) == FL_OK) == (i % 3 == 0);
+	CHECK(ok, "many: each id found exactly when it is still there");
+	q.after = fl_map_get_str(&v, "next");	/* after ids[N - 10], deleted */
+	n = list_all(s, q, got, N, &pages);
+	ok = n == (long)live - 3;	/* ids[N - 3], [N - 6] and [N - 9] came first */
+	for (size_t i = 0; ok && i < (size_t)n; i++)
+		ok = !strcmp(got[i], ids[N - 12 - 3 * i]);
+	CHECK(ok, "many: the listing goes on past a deleted cursor (%ld)", n);
+	fl_val_release(&v);
+	q.after = "12x";
+	CHECK(fl_store_list(s, &q, &v, err) == FL_EUSAGE, "many: a bad cursor: %s", err);
+	fl_val_release(&v);
+	q.after = NULL;
+
+	CHECK(fl_store_latest(s, "dataset", id, err) == FL_OK && !strcmp(id, ids[N - 3]) &&
+	    fl_store_latest(s, "model", id, err) == FL_ENOTFOUND,
+	    "many: the newest dataset, and no model left");
+	CHECK(fl_store_tag(s, ids[300], "pick", err) == FL_OK, "many: tag one");
+	q.tag = "pick";
+	CHECK(fl_store_list(s, &q, &v, err) == FL_OK && (objs = fl_map_get(&v, "objects")) &&
+	    objs->v.a.n == 1 && !strcmp(fl_map_get_str(&objs->v.a.items[0], "id"), ids[300]) &&
+	    fl_map_get(&objs->v.a.items[0], "tags")->v.a.n == 1 && !fl_map_get(&v, "next"),
+	    "many: the object a tag names");
+	fl_val_release(&v);
+	q.kind = "model";
+	CHECK(fl_store_list(s, &q, &v, err) == FL_OK && (objs = fl_map_get(&v, "objects")) &&
+	    objs->v.a.n == 0, "many: ... and none of another kind");
+	fl_val_release(&v);
+	q.tag = "nope";
+	q.kind = NULL;
+	CHECK(fl_store_list(s, &q, &v, err) == FL_OK && (objs = fl_map_get(&v, "objects")) &&
+	    objs->v.a.n == 0, "many: none for an unknown tag");
+	fl_val_release(&v);
+	q.tag = NULL;
+
+	/* The order is the one of storing, after a restart as before. */
+	for (size_t i = 0; i < 5; i++)
+		CHECK(store_bytes(s, m.data, m.len, NULL, ids[3 * i + 1], err) == FL_OK,
+		    "many: stored again");
+	n = list_all(s, q, got, N, &pages);
+	fl_store_free(s);
+	CHECK(fl_store_open(&s, dir, 0, err) == FL_OK, "many: reopen");
+	{
+		static char again[N][FL_ID_LEN + 1];
+		size_t p2;
+		long n2 = list_all(s, q, again, N, &p2);
+		ok = n2 == n && n == (long)live + 5 && !memcmp(again, got, (size_t)n * sizeof(*got));
+		CHECK(ok, "many: the same listing after a restart (%ld, %ld)", n, n2);
+	}
+	CHECK(fl_store_latest(s, "model", id, err) == FL_OK && !strcmp(id, ids[13]),
+	    "many: the newest model after a restart");
+	CHECK(store_bytes(s, m.data, m.len, NULL, id, err) == FL_OK &&
+	    fl_store_list(s, &q, &v, err) == FL_OK && (objs = fl_map_get(&v, "objects")) &&
+	    !strcmp(fl_map_get_str(&objs->v.a.items[0], "id"), id),
+	    "many: stored after the restart, it comes first");
+	fl_val_release(&v);
+	fl_store_free(s);
+	fl_buf_release(&m);
+	fl_buf_release(&d);
+}
+
 static size_t
 count_dir(const char *dir)
 {
@@ -147,6 +313,7 @@ main(void)
 	const struct fl_val *objs = NULL;
 	struct fl_upload u;
 	struct fl_limits lim;
+	struct fl_store_query all = { 0 };
 	uint64_t nobj, bytes, size;
 	int fd;
 
@@ -233,7 +400,7 @@ main(void)
 	CHECK(fl_store_tag(s, "0000000000000000", "x", err) == FL_ENOTFOUND, "tag unknown object");
 	CHECK(fl_store_tag(s, id1, "a/b", err) == FL_EUSAGE, "bad tag refused");
 
-	CHECK(fl_store_list(s, &v, err) == FL_OK && (objs = fl_map_get(&v, "objects")) &&
+	CHECK(fl_store_list(s, &all, &v, err) == FL_OK && (objs = fl_map_get(&v, "objects")) &&
 	    objs->type == FL_V_ARRAY && objs->v.a.n == 3, "list has three");
 	CHECK(!strcmp(fl_map_get_str(&objs->v.a.items[0], "id"), id3) &&
 	    !strcmp(fl_map_get_str(&objs->v.a.items[2], "id"), id1), "newest first");
@@ -278,6 +445,8 @@ main(void)
 	fl_buf_release(&b);
 	fl_buf_release(&bad);
 	fl_buf_release(&z);
+	snprintf(sub, sizeof(sub), "%s/many", dir);
+	test_many(sub);
 	snprintf(sub, sizeof(sub), "rm -rf '%s'", dir);
 	if (system(sub))
 		return 1;
