@@ -61,6 +61,8 @@ for o in runs:
     print("p99 by operation (ms):", o["p99_ms_by_op"], " counts:", o["count_by_op"])
     print("fl-serve RSS: %.1f MiB after request 1,000, %.1f MiB at the end (%+.1f%%)" % (
           o["rss_kib_at_1000"] / 1024, o["rss_kib_at_end"] / 1024, grow))
+    print("fl-serve RSS (MiB) after each 10,000 requests:",
+          " ".join("%.1f" % (k / 1024) for _, k in o["rss_kib_series"]))
 if len(runs) > 1:
     m = lambda k: statistics.median(o[k] for o in runs)
     print("medians of %d runs: %g errors, %.0f requests/s, p50 %.2f ms, p99 %.2f ms, "

@@ -4,7 +4,8 @@
 (GET /v1/objects/ID, checked byte for byte), list (GET /v1/objects) and
 delete (DELETE /v1/objects/ID, so that each client holds at most 4 objects
 and the store stays near CLIENTS * 4). Prints one JSON line: counts, errors,
-latency percentiles, fl-serve's RSS after request 1,000 and at the end.
+latency percentiles, fl-serve's RSS after request 1,000, every 10,000 and at
+the end.
 
 usage: load_client.py PORT TOKEN PID CLIENTS REQUESTS BLOB...
 """
@@ -30,6 +31,7 @@ class Stats:
         self.errors = []
         self.lat = {"store": [], "fetch": [], "list": [], "delete": []}
         self.rss_1000 = None
+        self.series = []  # (requests done, RSS KiB) every 10,000 requests
 
 
 async def request(reader, writer, method, path, token, body=b""):
@@ -116,6 +118,8 @@ async def client(n, port, token, blobs, requests, st, rnd):
         st.done += 1
         if st.done == 1000:
             st.rss_1000 = rss_kib(st.pid)
+        if st.done % 10000 == 0:
+            st.series.append((st.done, rss_kib(st.pid)))
     writer.close()
 
 
@@ -143,6 +147,7 @@ async def main():
         "p99_ms_by_op": {k: round(pct(v, 99), 2) for k, v in st.lat.items()},
         "count_by_op": {k: len(v) for k, v in st.lat.items()},
         "rss_kib_at_1000": st.rss_1000, "rss_kib_at_end": rss_kib(pid),
+        "rss_kib_series": st.series,
     }
     print(json.dumps(out))
 
