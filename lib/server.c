@@ -654,36 +654,106 @@ req_reply_object(struct req *r, int status, const char *id)
 		snprintf(r->location, sizeof(r->location), "/v1/objects/%s", id);
 }
 
-/* GET /v1/objects[?limit=N&after=CURSOR&kind=K&tag=T]: a page of them. */
-static void
-reply_list(struct req *r)
+/* A page of the listing as it is made: each object encoded as it comes,
+ * so that a page costs its reply's bytes and no more. */
+struct page {
+	struct fl_buf *b;
+	int json;
+	uint32_t n;
+};
+
+static int
+page_add(void *arg, const struct fl_val *o)
 {
-	struct fl_store_query q = { 0 };
-	struct fl_val v;
-	char err[FL_ERRLEN], kind[80], tag[80], after[80], lim[32];
-	const char *p;
-	uint64_t n;
+	struct page *p = arg;
+
+	if (p->json && p->n && fl_buf_add(p->b, ",", 1))
+		return FL_EFAIL;
+	p->n++;
+	return p->json ? fl_val_json(p->b, o) : fl_val_encode(p->b, o);
+}
+
+/* GET /v1/objects, on a worker: {"objects": [...], "next"} as msgpack,
+ * its array's length (array 32) and the map's (1 or 2) filled in at the
+ * end; or as JSON. */
+static void
+job_list(struct req *r)
+{
+	static const char head[] = "\x82\xa7objects\xdd\0\0\0\0";
+	struct page p = { &r->out, r->json, 0 };
+	struct fl_val t;
+	char err[FL_ERRLEN] = "", next[FL_LIST_CURSOR] = "";
 	int rc;
 
+	fl_buf_release(&r->out);
+	fl_buf_init(&r->out, 0);
+	rc = r->json ? fl_buf_addstr(&r->out, "{\"objects\":[") :
+	    fl_buf_add(&r->out, head, sizeof(head) - 1);
+	if (rc == FL_OK)
+		rc = fl_store_list(r->s->o.store, &r->list, page_add, &p, next, err);
+	if (rc == FL_OK && r->json) {
+		rc = fl_buf_addstr(&r->out, "]");
+		if (rc == FL_OK && next[0])
+			rc = fl_buf_printf(&r->out, ",\"next\":\"%s\"", next);
+		if (rc == FL_OK)
+			rc = fl_buf_addstr(&r->out, "}\n");
+	} else if (rc == FL_OK) {
+		for (int i = 0; i < 4; i++)
+			r->out.data[10 + i] = (unsigned char)(p.n >> (24 - 8 * i));
+		if (!next[0])
+			r->out.data[0] = 0x81;
+		else if (fl_val_str(&t, "next") == FL_OK) {
+			rc = fl_val_encode(&r->out, &t);
+			fl_val_release(&t);
+			if (rc == FL_OK && (rc = fl_val_str(&t, next)) == FL_OK) {
+				rc = fl_val_encode(&r->out, &t);
+				fl_val_release(&t);
+			}
+		} else {
+			rc = FL_EFAIL;
+		}
+	}
+	if (rc == FL_OK) {
+		r->status = 200;
+		r->ctype = r->json ? FL_JSON_MIME : FL_MSGPACK_MIME;
+		r->outlen = r->out.len;
+	} else {
+		req_reply_err(r, rc == FL_EUSAGE ? 400 : 500, err[0] ? err : "out of memory");
+	}
+	req_done(r, DONE_REPLY, 1);
+}
+
+/* GET /v1/objects[?limit=N&after=CURSOR&kind=K&tag=T]: the query read
+ * here, the page built by a worker (a thousand objects take milliseconds). */
+static void
+list_objects(struct req *r)
+{
+	struct fl_store_query *q = &r->list;
+	char lim[32];
+	const char *p;
+	uint64_t n;
+
+	memset(q, 0, sizeof(*q));
 	if ((p = lws_get_urlarg_by_name(r->wsi, "limit=", lim, sizeof(lim)))) {
 		if (fl_parse_u64(p, UINT64_MAX, &n) || !n) {
 			req_reply_err(r, 400, "bad limit: a count of objects, 1 or more");
 			return;
 		}
-		q.limit = n < FL_LIST_MAX ? (size_t)n : FL_LIST_MAX;
+		q->limit = n < FL_LIST_MAX ? (size_t)n : FL_LIST_MAX;
 	}
-	q.kind = lws_get_urlarg_by_name(r->wsi, "kind=", kind, sizeof(kind));
-	q.tag = lws_get_urlarg_by_name(r->wsi, "tag=", tag, sizeof(tag));
-	q.after = lws_get_urlarg_by_name(r->wsi, "after=", after, sizeof(after));
-	if (q.tag && !fl_tag_valid(q.tag)) {
+	q->kind = lws_get_urlarg_by_name(r->wsi, "kind=", r->list_arg[0], sizeof(r->list_arg[0]));
+	q->tag = lws_get_urlarg_by_name(r->wsi, "tag=", r->list_arg[1], sizeof(r->list_arg[1]));
+	q->after = lws_get_urlarg_by_name(r->wsi, "after=", r->list_arg[2],
+	    sizeof(r->list_arg[2]));
+	if (q->tag && !fl_tag_valid(q->tag)) {
 		req_reply_err(r, 400, "bad tag: use letters, digits, '.', '_', '-'");
 		return;
 	}
-	if ((rc = fl_store_list(r->s->o.store, &q, &v, err)))
-		req_reply_err(r, status_of(rc), err);
-	else
-		req_reply_val(r, 200, &v);
-	fl_val_release(&v);
+	pthread_mutex_lock(&r->mu);
+	r->jobs++;
+	pthread_mutex_unlock(&r->mu);
+	r->busy = 1;
+	srv_submit(r, job_list);
 }
 
 static void
@@ -920,7 +990,7 @@ route(struct req *r, const char *path)
 		if (get) {
 			if (authorize(r, FL_RIGHT_READ, 0))
 				goto out;
-			reply_list(r);
+			list_objects(r);
 			goto out;
 		}
 		if (!post)

@@ -86,6 +86,9 @@ struct req {
 	int running, p_epoch, p_epochs;
 	uint64_t p_step, p_steps;
 	double p_loss, p_started;
+	/* GET /v1/objects: the page asked for, and its kind, tag, cursor */
+	struct fl_store_query list;
+	char list_arg[3][80];
 	char location[FL_ID_LEN + 16];	/* a 201's Location, or "" */
 	double last_progress;
 	char ev_name[16], ev_id[FL_ID_LEN + 1], ev_kind[80];
@@ -216,5 +219,7 @@ int srv_body_chunk(struct req *r, const void *p, size_t n);
 void srv_read_piece(struct req *r);
 /* The body is whole: start the work that replies. */
 void srv_submit_body(struct req *r);
+/* Run fn(r) on a worker thread; the caller has counted it in r->jobs. */
+void srv_submit(struct req *r, void (*fn)(struct req *));
 
 #endif

@@ -117,9 +117,10 @@ push_job(struct jobq *q, struct req *r, void (*fn)(struct req *))
 	pthread_mutex_unlock(&s->qmu);
 }
 
-/* Disk, validation, handlers and pushes go to the worker threads. */
-static void
-submit(struct req *r, void (*fn)(struct req *))
+/* Disk, validation, handlers, pushes and listings go to the worker
+ * threads. */
+void
+srv_submit(struct req *r, void (*fn)(struct req *))
 {
 	push_job(&r->s->work, r, fn);
 }
@@ -295,7 +296,7 @@ chunk_queue(struct req *r)
 		r->scheduled = 1;
 		r->jobs++;
 		pthread_mutex_unlock(&r->mu);
-		submit(r, job_upload);
+		srv_submit(r, job_upload);
 		return pause;
 	}
 	pthread_mutex_unlock(&r->mu);
@@ -358,7 +359,7 @@ job_read(struct req *r)
 void
 srv_read_piece(struct req *r)
 {
-	submit(r, job_read);
+	srv_submit(r, job_read);
 }
 
 /* Custom messages: PROGRAM with the body on stdin, its stdout the reply. */
@@ -1185,13 +1186,13 @@ srv_submit_body(struct req *r)
 	switch (r->body_kind) {
 	case BODY_BLOB:
 	case BODY_FIT:
-		submit(r, job_upload);
+		srv_submit(r, job_upload);
 		break;
 	case BODY_MESSAGE:
-		submit(r, job_message);
+		srv_submit(r, job_message);
 		break;
 	case BODY_PUSH:
-		submit(r, job_push);
+		srv_submit(r, job_push);
 		break;
 	case BODY_FITREF:
 		submit_fit(r, job_fit);

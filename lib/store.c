@@ -995,75 +995,65 @@ entry_val(const struct fl_store *s, const struct entry *e, struct fl_val *o)
 	return FL_OK;
 }
 
+/* Call each for e; called with the lock held. */
+static int
+list_one(const struct fl_store *s, const struct entry *e,
+    int (*each)(void *arg, const struct fl_val *o), void *arg, char *err)
+{
+	struct fl_val o;
+	int rc;
+
+	if (entry_val(s, e, &o))
+		return fl_err(err, FL_EFAIL, "out of memory");
+	if ((rc = each(arg, &o)))
+		fl_err(err, rc, "cannot list %s: out of memory", e->id);
+	fl_val_release(&o);
+	return rc;
+}
+
 int
-fl_store_list(struct fl_store *s, const struct fl_store_query *q, struct fl_val *v,
+fl_store_list(struct fl_store *s, const struct fl_store_query *q,
+    int (*each)(void *arg, const struct fl_val *o), void *arg, char *next,
     char *err)
 {
-	struct fl_val arr, o;
-	const struct entry *last = NULL;
-	struct entry *only = NULL;
-	char cid[FL_ID_LEN + 1] = "", next[FL_ID_LEN + 32];
+	const struct entry *last = NULL, *only = NULL;
+	char cid[FL_ID_LEN + 1] = "";
 	size_t i, limit = q->limit && q->limit < FL_LIST_MAX ? q->limit : FL_LIST_MAX, n = 0;
 	int64_t ct = 0;
 	int rc = FL_OK;
 
-	fl_val_nil(v);
+	next[0] = 0;
 	if (q->after && cursor_parse(q->after, &ct, cid))
 		return fl_err(err, FL_EUSAGE, "bad cursor '%s': pass back a listing's \"next\"",
 		    q->after);
-	fl_val_array(&arr);
-	next[0] = 0;
 	pthread_mutex_lock(&s->mu);
 	if (q->tag) {	/* a tag names one object */
 		for (size_t t = 0; t < s->ntags; t++)
 			if (!strcmp(s->tags[t].name, q->tag))
 				only = index_find(s, s->tags[t].id);
-		if (!only || (q->kind && strcmp(only->kind, q->kind)) ||
-		    (q->after && !older(only->stored, only->id, ct, cid)))
-			goto done;
-		if (entry_val(s, only, &o))
-			rc = fl_err(err, FL_EFAIL, "out of memory");
-		else if (fl_array_push(&arr, &o)) {
-			fl_val_release(&o);
-			rc = fl_err(err, FL_EFAIL, "out of memory");
-		}
-		goto done;
+		if (only && (!q->kind || !strcmp(only->kind, q->kind)) &&
+		    (!q->after || older(only->stored, only->id, ct, cid)))
+			rc = list_one(s, only, each, arg, err);
+		pthread_mutex_unlock(&s->mu);
+		return rc;
 	}
 	/* From the newest object older than the cursor's. */
 	i = q->after ? ord_rank(s, ct, cid) : s->nord;
 	if (q->after && i > 0 && !older(s->ord[i - 1]->stored, s->ord[i - 1]->id, ct, cid))
 		i--;	/* the cursor's own object */
-	while (i-- > 0) {
+	while (i-- > 0 && rc == FL_OK) {
 		const struct entry *e = s->ord[i];
 		if (e->dead || (q->kind && strcmp(e->kind, q->kind)))
 			continue;
 		if (n == limit) {	/* one more is there: say where to go on */
-			cursor_format(last, next, sizeof(next));
+			cursor_format(last, next, FL_LIST_CURSOR);
 			break;
 		}
-		if (entry_val(s, e, &o)) {
-			rc = fl_err(err, FL_EFAIL, "out of memory");
-			break;
-		}
-		if (fl_array_push(&arr, &o)) {
-			fl_val_release(&o);
-			rc = fl_err(err, FL_EFAIL, "out of memory");
-			break;
-		}
+		rc = list_one(s, e, each, arg, err);
 		last = e;
 		n++;
 	}
-done:
 	pthread_mutex_unlock(&s->mu);
-	fl_val_map(v);
-	if (rc == FL_OK && fl_map_set(v, "objects", &arr))
-		rc = fl_err(err, FL_EFAIL, "out of memory");
-	else if (rc == FL_OK && next[0] && fl_map_set_str(v, "next", next))
-		rc = fl_err(err, FL_EFAIL, "out of memory");
-	if (rc) {
-		fl_val_release(&arr);
-		fl_val_release(v);
-	}
 	return rc;
 }
 

@@ -92,15 +92,19 @@ struct fl_store_query {
 };
 
 /*
- * {"objects": [{"id", "kind", "bytes", "tags", "created", "meta"}], "next"},
- * newest first (by the time each was stored), as many as q allows; "next",
- * a cursor, only when more objects match: pass it back as q->after for the
- * next page. Objects stored meanwhile are newer, so never appear in later
- * pages; one deleted meanwhile is not shown. FL_EUSAGE for a bad cursor.
- * v is initialised here.
+ * A page of the listing: each(arg, o) for each object, newest first (by
+ * the time it was stored), as many as q allows; o is {"id", "kind", "bytes",
+ * "tags", "created", "meta"}, valid during the call only, made with the
+ * store's lock held (each must not call the store). next (FL_LIST_CURSOR
+ * bytes) gets a cursor when more objects match, "" when not: pass it back as
+ * q->after for the next page. Objects stored meanwhile are newer, so never
+ * appear in later pages; one deleted meanwhile is not shown. FL_EUSAGE for a
+ * bad cursor; each's first non-zero return ends the page and is returned.
  */
+#define FL_LIST_CURSOR 48
 int fl_store_list(struct fl_store *s, const struct fl_store_query *q,
-    struct fl_val *v, char *err);
+    int (*each)(void *arg, const struct fl_val *o), void *arg, char *next,
+    char *err);
 /* An object's header as a map {"kind", "meta", "tensors": [...]}. */
 int fl_store_header(struct fl_store *s, const char *id, struct fl_val *v,
     char *err);

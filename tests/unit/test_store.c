@@ -117,6 +117,39 @@ make_bad_deflate(struct fl_buf *out)
 	return FL_EFAIL;
 }
 
+/* fl_store_list's callback: a copy of each object into an array. */
+static int
+collect(void *arg, const struct fl_val *o)
+{
+	struct fl_val c;
+
+	if (fl_val_copy(&c, o))
+		return FL_EFAIL;
+	if (fl_array_push(arg, &c)) {
+		fl_val_release(&c);
+		return FL_EFAIL;
+	}
+	return FL_OK;
+}
+
+/* A page of q as {"objects": [...], "next"} in v (initialised here). */
+static int
+list_page(struct fl_store *s, const struct fl_store_query *q, struct fl_val *v,
+    char *err)
+{
+	struct fl_val arr;
+	char next[FL_LIST_CURSOR];
+	int rc;
+
+	fl_val_map(v);
+	fl_val_array(&arr);
+	rc = fl_store_list(s, q, collect, &arr, next, err);
+	if (fl_map_set(v, "objects", &arr) || (next[0] && fl_map_set_str(v, "next", next)))
+		rc = FL_EFAIL;
+	fl_val_release(&arr);
+	return rc;
+}
+
 /* Walk the listing of q page by page into ids (newest first); the count,
  * or -1 when a page goes wrong. */
 static long
@@ -131,7 +164,7 @@ list_all(struct fl_store *s, struct fl_store_query q, char (*ids)[FL_ID_LEN + 1]
 		struct fl_val v;
 		const struct fl_val *objs;
 		const char *next;
-		if (fl_store_list(s, &q, &v, err) || !(objs = fl_map_get(&v, "objects")) ||
+		if (list_page(s, &q, &v, err) || !(objs = fl_map_get(&v, "objects")) ||
 		    objs->type != FL_V_ARRAY) {
 			fl_val_release(&v);
 			return -1;
@@ -205,7 +238,7 @@ test_many(const char *dir)
 	 * cursor whose own object is gone. */
 	q.kind = NULL;
 	q.limit = 10;
-	CHECK(fl_store_list(s, &q, &v, err) == FL_OK && fl_map_get_str(&v, "next"),
+	CHECK(list_page(s, &q, &v, err) == FL_OK && fl_map_get_str(&v, "next"),
 	    "many: a first page of 10");
 	ok = 1;
 	live = 0;
@@ -232,7 +265,7 @@ test_many(const char *dir)
 	CHECK(ok, "many: the listing goes on past a deleted cursor (%ld)", n);
 	fl_val_release(&v);
 	q.after = "12x";
-	CHECK(fl_store_list(s, &q, &v, err) == FL_EUSAGE, "many: a bad cursor: %s", err);
+	CHECK(list_page(s, &q, &v, err) == FL_EUSAGE, "many: a bad cursor: %s", err);
 	fl_val_release(&v);
 	q.after = NULL;
 
@@ -241,18 +274,18 @@ test_many(const char *dir)
 	    "many: the newest dataset, and no model left");
 	CHECK(fl_store_tag(s, ids[300], "pick", err) == FL_OK, "many: tag one");
 	q.tag = "pick";
-	CHECK(fl_store_list(s, &q, &v, err) == FL_OK && (objs = fl_map_get(&v, "objects")) &&
+	CHECK(list_page(s, &q, &v, err) == FL_OK && (objs = fl_map_get(&v, "objects")) &&
 	    objs->v.a.n == 1 && !strcmp(fl_map_get_str(&objs->v.a.items[0], "id"), ids[300]) &&
 	    fl_map_get(&objs->v.a.items[0], "tags")->v.a.n == 1 && !fl_map_get(&v, "next"),
 	    "many: the object a tag names");
 	fl_val_release(&v);
 	q.kind = "model";
-	CHECK(fl_store_list(s, &q, &v, err) == FL_OK && (objs = fl_map_get(&v, "objects")) &&
+	CHECK(list_page(s, &q, &v, err) == FL_OK && (objs = fl_map_get(&v, "objects")) &&
 	    objs->v.a.n == 0, "many: ... and none of another kind");
 	fl_val_release(&v);
 	q.tag = "nope";
 	q.kind = NULL;
-	CHECK(fl_store_list(s, &q, &v, err) == FL_OK && (objs = fl_map_get(&v, "objects")) &&
+	CHECK(list_page(s, &q, &v, err) == FL_OK && (objs = fl_map_get(&v, "objects")) &&
 	    objs->v.a.n == 0, "many: none for an unknown tag");
 	fl_val_release(&v);
 	q.tag = NULL;
@@ -274,7 +307,7 @@ test_many(const char *dir)
 	CHECK(fl_store_latest(s, "model", id, err) == FL_OK && !strcmp(id, ids[13]),
 	    "many: the newest model after a restart");
 	CHECK(store_bytes(s, m.data, m.len, NULL, id, err) == FL_OK &&
-	    fl_store_list(s, &q, &v, err) == FL_OK && (objs = fl_map_get(&v, "objects")) &&
+	    list_page(s, &q, &v, err) == FL_OK && (objs = fl_map_get(&v, "objects")) &&
 	    !strcmp(fl_map_get_str(&objs->v.a.items[0], "id"), id),
 	    "many: stored after the restart, it comes first");
 	fl_val_release(&v);
@@ -400,7 +433,7 @@ main(void)
 	CHECK(fl_store_tag(s, "0000000000000000", "x", err) == FL_ENOTFOUND, "tag unknown object");
 	CHECK(fl_store_tag(s, id1, "a/b", err) == FL_EUSAGE, "bad tag refused");
 
-	CHECK(fl_store_list(s, &all, &v, err) == FL_OK && (objs = fl_map_get(&v, "objects")) &&
+	CHECK(list_page(s, &all, &v, err) == FL_OK && (objs = fl_map_get(&v, "objects")) &&
 	    objs->type == FL_V_ARRAY && objs->v.a.n == 3, "list has three");
 	CHECK(!strcmp(fl_map_get_str(&objs->v.a.items[0], "id"), id3) &&
 	    !strcmp(fl_map_get_str(&objs->v.a.items[2], "id"), id1), "newest first");
