@@ -493,6 +493,10 @@ remote_run(const struct remote_opts *o)
 		print_eval(&R, res);
 	else if (o->outpath || !o->pointers)
 		output_close(&R.out);
+	/* the models are out: fl-avg at the pipe's end may start, while we
+	 * tear down libcurl and our threads' memory */
+	if (!o->eval && !o->outpath)
+		close_stdout();
 	close(R.model_fd);
 	pthread_mutex_destroy(&R.outmu);
 	free(res);
