@@ -1032,6 +1032,9 @@ upload(struct fl_client *c, const struct fl_endpoint *ep, const char *path,
 	curl_easy_setopt(h, CURLOPT_READFUNCTION, on_read);
 	curl_easy_setopt(h, CURLOPT_READDATA, &x);
 	curl_easy_setopt(h, CURLOPT_UPLOAD_BUFFERSIZE, upload_buffer(x.size));
+	/* the reply (a fitted model) is about as large: the same reasoning */
+	if (upload_buffer(x.size) < (256 << 10))
+		curl_easy_setopt(h, CURLOPT_BUFFERSIZE, upload_buffer(x.size));
 	if (ep) {
 		curl_easy_setopt(h, CURLOPT_POST, 1L);
 		curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)x.size);
