@@ -1,5 +1,6 @@
 /* common.c: messages, exit codes and output files for the fl-* programs. */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -160,6 +161,18 @@ output_abort(struct output *o)
 	o->is_file = 0;
 	if (pending == o)
 		pending = NULL;
+}
+
+void
+close_stdout(void)
+{
+	if (fflush(stdout) == EOF || ferror(stdout))
+		die(FL_EIO, "<stdout>: write failed:");
+	if (close(1))
+		die(FL_EIO, "<stdout>:");
+	/* fd 1 stays taken, so that no file opened later becomes stdout */
+	if (open("/dev/null", O_WRONLY | O_CLOEXEC) != 1)
+		die(FL_EIO, "/dev/null:");
 }
 
 void

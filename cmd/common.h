@@ -44,6 +44,11 @@ void output_close(struct output *o);
 /* Remove a half-written file (call before dying after output_open). */
 void output_abort(struct output *o);
 
+/* Flush, check and close stdout now, so that a reader at the other end of
+ * a pipe sees its end without waiting for our exit; fd 1 is then
+ * /dev/null. Dies on failure. */
+void close_stdout(void);
+
 /* Flush and check stdout before exit (sbase fshut): a full disk is an error. */
 void finish_stdout(void);
 

@@ -471,6 +471,11 @@ remote_run(const struct remote_opts *o)
 	} else {
 		output_open(&R.out, o->outpath);
 	}
+	/* A pipe to fl-avg takes a whole model at once, rather than 64 KiB
+	 * at a time (a wake-up of each end for every piece); at most
+	 * /proc/sys/fs/pipe-max-size, and no harm where refused. */
+	if (!o->eval && R.out.fd == 1)
+		fcntl(1, F_SETPIPE_SZ, 1 << 20);
 	/* without the poller, no epochs are shown: nothing else changes */
 	polling = R.job[0] && !pthread_create(&poller, NULL, poll_fits, &R);
 	rc = fl_fanout(o->nworkers, task, &R, &fo, res, err);
@@ -493,6 +498,10 @@ remote_run(const struct remote_opts *o)
 		print_eval(&R, res);
 	else if (o->outpath || !o->pointers)
 		output_close(&R.out);
+	/* the models are out: fl-avg at the pipe's end may start, while we
+	 * tear down libcurl and our threads' memory */
+	if (!o->eval && !o->outpath)
+		close_stdout();
 	close(R.model_fd);
 	pthread_mutex_destroy(&R.outmu);
 	free(res);

@@ -19,6 +19,7 @@
 /* 512 KiB of f32 per input: the reader reads it straight from the file. */
 #define CHUNK_DEFAULT (1 << 17)
 #define MAX_THREADS 4
+#define SMALL_INPUTS (16u << 20)	/* bytes of all inputs: one thread */
 #ifndef STRIPE
 #define STRIPE (1 << 16)	/* mapped path: elements per stripe (256 KiB of f32) */
 #endif
@@ -593,6 +594,17 @@ pass_open(struct pass *p, struct fl_agg *a, int scan, char *err)
 				p->pairs[p->npairs++] = i * n + j;
 	ncpu = sysconf(_SC_NPROCESSORS_ONLN);
 	T = a->o.threads > 0 ? a->o.threads : (int)(ncpu > 0 ? ncpu : 1);
+	/* Small inputs are combined sooner by one thread than by several
+	 * meeting at a barrier for every phase: 3 models of 400 KB took 5.4
+	 * ms rather than 5.7, 20 of them 13.9 rather than 14.7; 3 of 7.4 MB
+	 * as long either way, 3 of 134 MB 350 ms rather than 300. */
+	if (a->o.threads <= 0) {
+		uint64_t bytes = 0;
+		for (size_t j = 0; j < n; j++)
+			bytes += p->lane[j].h.total;
+		if (bytes < SMALL_INPUTS)
+			T = 1;
+	}
 	if (T > MAX_THREADS)
 		T = MAX_THREADS;
 	if ((size_t)T > n)

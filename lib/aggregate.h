@@ -52,7 +52,8 @@ struct fl_agg_opts {
 	uint64_t seed;
 	int seeded;
 	int skip_bad;		/* leave out inputs holding NaN or Inf */
-	int threads;		/* 0: one per CPU, at most 4 */
+	int threads;		/* 0: one per CPU, at most 4; one for
+				 * inputs under 16 MiB in all */
 	size_t chunk;		/* elements read per input at a time; 0: default */
 	const char *tmpdir;	/* spool for standard input; NULL: $TMPDIR */
 	/* Called with the fraction done and with warnings; may be NULL. */

@@ -109,6 +109,12 @@ assert m["round"] == 1 and len(m["parents"]) == 3, m'
 	assert_line --regexp "^  [0-9a-f]{8}  trained by w2 in round 0 from $parent\$"
 }
 
+@test "fl-fit --dataset: a full disk on standard output fails the round" {
+	[ -w /dev/full ] || skip "no /dev/full"
+	run -3 --separate-stderr bash -c 'fl-fit -q --dataset train w1 < "$D/m.blob" > /dev/full'
+	[[ "$stderr" == *"<stdout>"* ]] || { echo "stderr: $stderr"; false; }
+}
+
 @test "fl-fit --eval --dataset: a table per worker and the weighted total" {
 	run -0 --separate-stderr fl-fit --eval --dataset train w1 w2 w3 < "$D/m.blob"
 	assert_line --index 0 --regexp '^worker +loss +accuracy +samples$'
