@@ -240,6 +240,7 @@ index_grow(struct fl_store *s)
 {
 	if (s->nord == s->ordcap) {
 		size_t cap = s->ordcap ? 2 * s->ordcap : 64;
+		/* NOLINTNEXTLINE(bugprone-sizeof-expression): arrays of pointers */
 		struct entry **p = realloc(s->ord, cap * sizeof(*p));
 		if (!p)
 			return FL_EFAIL;
@@ -248,6 +249,7 @@ index_grow(struct fl_store *s)
 	}
 	if (2 * (s->n + 1) > s->nslot) {
 		size_t nslot = s->nslot ? 2 * s->nslot : 128;
+		/* NOLINTNEXTLINE(bugprone-sizeof-expression): arrays of pointers */
 		struct entry **slot = calloc(nslot, sizeof(*slot));
 		if (!slot)
 			return FL_EFAIL;
@@ -273,6 +275,7 @@ index_add(struct fl_store *s, struct entry *e, int sorted)
 		return FL_EFAIL;
 	*p = *e;
 	at = sorted ? ord_rank(s, p->stored, p->id) : s->nord;
+	/* NOLINTNEXTLINE(bugprone-sizeof-expression): arrays of pointers */
 	memmove(s->ord + at + 1, s->ord + at, (s->nord - at) * sizeof(*s->ord));
 	s->ord[at] = p;
 	s->nord++;
@@ -443,6 +446,7 @@ fl_store_open(struct fl_store **out, const char *dir, uint64_t max_bytes,
 	}
 	closedir(d);
 	if (s->nord)
+		/* NOLINTNEXTLINE(bugprone-sizeof-expression): arrays of pointers */
 		qsort(s->ord, s->nord, sizeof(*s->ord), by_age);
 	tags_load(s);
 	*out = s;
