@@ -49,6 +49,9 @@ struct fl_store {
 	size_t nslot;		/* a power of two, at least twice n */
 	struct tag *tags;
 	size_t ntags, tagcap;
+	uint64_t tagver;	/* changes to the tags, counted under mu */
+	pthread_mutex_t tagmu;	/* held while the tags file is written */
+	uint64_t tagsaved;	/* the change the file holds, under tagmu */
 };
 
 static const char *const summary_keys[] = {
@@ -310,32 +313,43 @@ index_remove(struct fl_store *s, struct entry *e)
 	s->ndead = 0;
 }
 
-/* Rewrite the tags file; called with the lock held. */
+/*
+ * Make the tags file hold the tags as they are now, after a change; called
+ * with the lock held, and returns with it released. The text is made under
+ * the lock but written, fsynced and renamed outside it, so that no lookup
+ * waits on the disk. Writers take turns under tagmu; one that finds a later
+ * change already in the file has nothing to do, as that text holds its
+ * change too.
+ */
 static int
-tags_save(struct fl_store *s, char *err)
+tags_save_unlock(struct fl_store *s, char *err)
 {
 	struct fl_atomic a;
 	struct fl_buf b;
-	int rc;
+	uint64_t ver = ++s->tagver;
+	int rc = FL_OK;
 
 	fl_buf_init(&b, 0);
-	for (size_t i = 0; i < s->ntags; i++)
-		if (fl_buf_printf(&b, "%s %s\n", s->tags[i].name, s->tags[i].id)) {
-			fl_buf_release(&b);
-			return fl_err(err, FL_EFAIL, "out of memory");
-		}
-	if ((rc = fl_atomic_open(&a, s->tagpath, err))) {
+	for (size_t i = 0; i < s->ntags && rc == FL_OK; i++)
+		if (fl_buf_printf(&b, "%s %s\n", s->tags[i].name, s->tags[i].id))
+			rc = fl_err(err, FL_EFAIL, "out of memory");
+	pthread_mutex_unlock(&s->mu);
+	if (rc) {
 		fl_buf_release(&b);
 		return rc;
 	}
-	if (fl_write_full(a.fd, b.data, b.len)) {
-		fl_errno(err, FL_EIO, "%s", s->tagpath);
-		fl_atomic_abort(&a);
-		fl_buf_release(&b);
-		return FL_EIO;
+	pthread_mutex_lock(&s->tagmu);
+	if (s->tagsaved < ver && (rc = fl_atomic_open(&a, s->tagpath, err)) == FL_OK) {
+		if (fl_write_full(a.fd, b.data, b.len)) {
+			rc = fl_errno(err, FL_EIO, "%s", s->tagpath);
+			fl_atomic_abort(&a);
+		} else if ((rc = fl_atomic_commit(&a, err)) == FL_OK) {
+			s->tagsaved = ver;
+		}
 	}
+	pthread_mutex_unlock(&s->tagmu);
 	fl_buf_release(&b);
-	return fl_atomic_commit(&a, err);
+	return rc;
 }
 
 /* Point tag at id, an indexed object; called with the lock held. */
@@ -411,6 +425,7 @@ fl_store_open(struct fl_store **out, const char *dir, uint64_t max_bytes,
 	if (!(s = calloc(1, sizeof(*s))))
 		return fl_err(err, FL_EFAIL, "out of memory");
 	pthread_mutex_init(&s->mu, NULL);
+	pthread_mutex_init(&s->tagmu, NULL);
 	s->objfd = -1;
 	s->max_bytes = max_bytes;
 	s->dir = strdup(dir);
@@ -472,6 +487,7 @@ fl_store_free(struct fl_store *s)
 	free(s->tmpdir);
 	free(s->tagpath);
 	pthread_mutex_destroy(&s->mu);
+	pthread_mutex_destroy(&s->tagmu);
 	free(s);
 }
 
@@ -778,10 +794,15 @@ fl_store_commit(struct fl_store *s, struct fl_upload *u,
 		entry_release(&e);
 		return fl_err(err, FL_EFAIL, "out of memory");
 	}
-	if (tag && (tags_set(s, tag, id) || tags_save(s, err)))
-		rc = FL_EIO;
-	pthread_mutex_unlock(&s->mu);
-	return rc;
+	if (!tag) {
+		pthread_mutex_unlock(&s->mu);
+		return FL_OK;
+	}
+	if (tags_set(s, tag, id)) {
+		pthread_mutex_unlock(&s->mu);
+		return fl_err(err, FL_EFAIL, "out of memory");
+	}
+	return tags_save_unlock(s, err);
 fail:
 	free(path);
 	if (reserved)
@@ -858,7 +879,6 @@ fl_store_delete(struct fl_store *s, const char *id, char *kind, size_t kindlen,
 		return rc;
 	}
 	free(p);
-	fsync(s->objfd);
 	if (kind)
 		snprintf(kind, kindlen, "%s", e->kind);
 	index_remove(s, e);
@@ -871,8 +891,11 @@ fl_store_delete(struct fl_store *s, const char *id, char *kind, size_t kindlen,
 	}
 	s->ntags = j;
 	if (dirty)
-		rc = tags_save(s, err);
-	pthread_mutex_unlock(&s->mu);
+		rc = tags_save_unlock(s, err);
+	else
+		pthread_mutex_unlock(&s->mu);
+	/* durable before the answer, with no lookup waiting on it */
+	fsync(s->objfd);
 	return rc;
 }
 
@@ -891,7 +914,7 @@ fl_store_tag(struct fl_store *s, const char *id, const char *tag, char *err)
 	else if (tags_set(s, tag, id))
 		rc = fl_err(err, FL_EFAIL, "out of memory");
 	else
-		rc = tags_save(s, err);
+		return tags_save_unlock(s, err);
 	pthread_mutex_unlock(&s->mu);
 	return rc;
 }

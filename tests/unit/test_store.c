@@ -1,6 +1,7 @@
 /* test_store.c: the object store: commit, validation, tags, listing,
  * deletion, limits and recovery from a crash mid-upload. */
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -316,6 +317,76 @@ test_many(const char *dir)
 	fl_buf_release(&d);
 }
 
+/*
+ * Threads that tag and delete side by side: whatever order their writes of
+ * the tags file came in, the file holds what the store held last.
+ */
+struct racer {
+	struct fl_store *s;
+	const struct fl_buf *blob;
+	int n, failed;
+};
+
+static void *
+race_tags(void *arg)
+{
+	struct racer *r = arg;
+	char id[FL_ID_LEN + 1], prev[FL_ID_LEN + 1] = "", own[32], err[FL_ERRLEN];
+
+	snprintf(own, sizeof(own), "own-%p", arg);
+	for (int i = 0; i < r->n; i++) {
+		if (store_bytes(r->s, r->blob->data, r->blob->len, "shared", id, err) ||
+		    fl_store_tag(r->s, id, own, err) ||
+		    (prev[0] && i % 3 == 0 && fl_store_delete(r->s, prev, NULL, 0, err)))
+			r->failed++;
+		memcpy(prev, id, sizeof(prev));
+	}
+	return NULL;
+}
+
+static void
+test_tag_race(const char *dir)
+{
+	enum { T = 4 };
+	struct fl_store *s;
+	struct fl_buf m;
+	struct racer r[T];
+	pthread_t th[T];
+	char err[FL_ERRLEN], before[T + 1][FL_ID_LEN + 1], after[FL_ID_LEN + 1];
+	char name[32];
+	int failed = 0, same = 1;
+
+	CHECK(fl_store_open(&s, dir, 0, err) == FL_OK, "race: open");
+	CHECK(make_blob(&m, "model", 8, 1) == FL_OK, "race: a blob");
+	for (int i = 0; i < T; i++) {
+		r[i] = (struct racer){ s, &m, 40, 0 };
+		pthread_create(&th[i], NULL, race_tags, &r[i]);
+	}
+	for (int i = 0; i < T; i++) {
+		pthread_join(th[i], NULL);
+		failed += r[i].failed;
+	}
+	CHECK(!failed, "race: every store, tag and delete succeeded (%d failed)", failed);
+	for (int i = 0; i <= T; i++) {
+		if (i < T)
+			snprintf(name, sizeof(name), "own-%p", (void *)&r[i]);
+		if (fl_store_lookup_tag(s, i < T ? name : "shared", before[i], err))
+			before[i][0] = 0;
+	}
+	fl_store_free(s);
+	CHECK(fl_store_open(&s, dir, 0, err) == FL_OK, "race: reopen");
+	for (int i = 0; i <= T; i++) {
+		if (i < T)
+			snprintf(name, sizeof(name), "own-%p", (void *)&r[i]);
+		if (fl_store_lookup_tag(s, i < T ? name : "shared", after, err))
+			after[0] = 0;
+		same &= before[i][0] && !strcmp(before[i], after);
+	}
+	CHECK(same, "race: the tags file holds the last tags after a restart");
+	fl_store_free(s);
+	fl_buf_release(&m);
+}
+
 static size_t
 count_dir(const char *dir)
 {
@@ -480,6 +551,8 @@ main(void)
 	fl_buf_release(&z);
 	snprintf(sub, sizeof(sub), "%s/many", dir);
 	test_many(sub);
+	snprintf(sub, sizeof(sub), "%s/race", dir);
+	test_tag_race(sub);
 	snprintf(sub, sizeof(sub), "rm -rf '%s'", dir);
 	if (system(sub))
 		return 1;
