@@ -89,23 +89,34 @@ new_input(struct fl_agg *a, const char *label, const char *path, char *err)
 	return in;
 }
 
-static int
-spool_fd(const char *dir, char *err)
+/*
+ * A spool file for a blob of n bytes from standard input: in memory while
+ * the blob and all spooled so far are small (a round's models), so that no
+ * filesystem is touched; else an unlinked file in dir ($TMPDIR).
+ */
+static uint64_t
+raw_bytes(const struct fl_header *h)
 {
-	char path[4096];
+	uint64_t n = 0;
+
+	for (size_t i = 0; i < h->ntensors; i++)
+		n += fl_tensor_nbytes(&h->t[i]);
+	return n;
+}
+
+#define SPOOL_MEM_BLOB	(16u << 20)
+#define SPOOL_MEM_ALL	(64u << 20)
+static int
+spool_fd(struct fl_agg *a, uint64_t n, char *err)
+{
 	int fd;
 
-	if (!dir || !*dir)
-		dir = getenv("TMPDIR");
-	if (!dir || !*dir)
-		dir = "/tmp";
-	if ((fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600)) >= 0)
+	if (n <= SPOOL_MEM_BLOB && a->spooled_mem + n <= SPOOL_MEM_ALL &&
+	    (fd = memfd_create("fl-avg spool", MFD_CLOEXEC)) >= 0) {
+		a->spooled_mem += n;
 		return fd;
-	snprintf(path, sizeof(path), "%s/fl-avg.XXXXXX", dir);
-	if ((fd = mkstemp(path)) < 0)
-		return fl_errno(err, FL_EIO, "%s: cannot make a spool file", dir), -1;
-	unlink(path);
-	return fd;
+	}
+	return fl_tmpfile(a->o.tmpdir, err);
 }
 
 /* Copy the reader's current blob, decoded to raw tensors, into fd. */
@@ -187,7 +198,7 @@ fl_agg_add(struct fl_agg *a, const char *path, char *err)
 			break;
 		}
 		if (stdin_) {
-			if ((in->fd = spool_fd(a->o.tmpdir, err)) < 0) {
+			if ((in->fd = spool_fd(a, raw_bytes(&hs[c]), err)) < 0) {
 				rc = FL_EIO;
 				break;
 			}

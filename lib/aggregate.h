@@ -79,6 +79,7 @@ struct fl_agg {
 	struct fl_agg_input *in;
 	size_t n;
 	int stdin_used;
+	uint64_t spooled_mem;	/* bytes of standard input spooled in memory */
 	struct fl_header base;
 	int has_base;
 	double *gram;		/* n x n: <u_i, u_j> (base) or |x_i - x_j|^2 */

@@ -334,6 +334,25 @@ print("%.6f [2.375, -2.375, 0.5]" % ((v[0] + 3 * v[1] + 4 * v[2]) / 8))')"
 	run -0 crcs m2.blob; assert_output "$want"
 }
 
+@test "fl-avg: standard input is spooled in memory when small, in TMPDIR when big" {
+	fl-pack init --arch 64,10 --seed 1 -o s1.blob
+	fl-pack init --arch 64,10 --seed 2 -o s2.blob
+	run -0 fl-avg --uniform -o want.blob s1.blob s2.blob
+	run -0 crcs want.blob; want=$output
+	# A round's models never touch TMPDIR: one that is not there is no matter.
+	TMPDIR=$BATS_TEST_TMPDIR/none run -0 bash -c 'cat s1.blob s2.blob | fl-avg --uniform - >got.blob'
+	run -0 crcs got.blob; assert_output "$want"
+	# Over 16 MiB a blob goes to an unlinked file in TMPDIR, which must exist.
+	fl-pack init --arch 4300,1000 --seed 1 -o b1.blob
+	TMPDIR=$BATS_TEST_TMPDIR/none run -3 --separate-stderr bash -c 'fl-avg --uniform - <b1.blob >got.blob'
+	stderr_has "$BATS_TEST_TMPDIR/none: cannot make a temporary file"
+	mkdir sp
+	TMPDIR=$PWD/sp run -0 bash -c 'cat b1.blob b1.blob | fl-avg --uniform - >got.blob'
+	run -0 crcs b1.blob; want=$output
+	run -0 crcs got.blob; assert_output "$want"
+	[ -z "$(ls -A sp)" ]
+}
+
 # same_values A B: the tensors of A and B hold the same float32 values
 same_values() {
 	python3 - "$FIXTURES" "$1" "$2" <<'PY'
