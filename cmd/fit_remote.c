@@ -57,22 +57,23 @@ struct remote {
 	atomic_int stop_poll;
 };
 
-/* The model from standard input into an unlinked temp file, checked once
- * here rather than by every upload. */
+/* The model from standard input into an unlinked spool file (in memory
+ * when small), checked once here rather than by every upload. */
 static int
 spool_model(void)
 {
 	struct fl_check k;
+	struct fl_buf head;	/* what came before the header was whole */
 	char buf[1 << 16], err[FL_ERRLEN];
+	uint64_t inmem = 0;
 	ssize_t n;
-	int fd, rc;
+	int fd = -1, rc;
 
 	if (isatty(0))
 		die(FL_EUSAGE, "expected a model blob on standard input "
 		    "(fl-fit --dataset KEY WORKER... < model.blob)");
-	if ((fd = fl_tmpfile(NULL, err)) < 0)
-		die(FL_EIO, "%s", err);
 	fl_check_init(&k, "<stdin>");
+	fl_buf_init(&head, 0);
 	while ((n = read(0, buf, sizeof(buf))) != 0) {
 		if (n < 0) {
 			if (errno == EINTR)
@@ -81,8 +82,20 @@ spool_model(void)
 		}
 		if ((rc = fl_check_feed(&k, buf, (size_t)n, err)))
 			die(rc, "%s", err);
-		if (fl_write_full(fd, buf, (size_t)n) < 0)
+		if (fd < 0) {
+			if (fl_buf_add(&head, buf, (size_t)n))
+				die(FL_EFAIL, "out of memory");
+			if (!k.have_header)
+				continue;
+			/* the header gives the blob's size: where to hold it */
+			if ((fd = fl_spoolfile(NULL, k.h.total, &inmem, err)) < 0)
+				die(FL_EIO, "%s", err);
+			if (fl_write_full(fd, head.data, head.len) < 0)
+				die(FL_EIO, "temporary file:");
+			fl_buf_release(&head);
+		} else if (fl_write_full(fd, buf, (size_t)n) < 0) {
 			die(FL_EIO, "temporary file:");
+		}
 	}
 	if (!k.pos)
 		die(FL_EBLOB, "<stdin>: empty: expected a model blob");

@@ -89,11 +89,6 @@ new_input(struct fl_agg *a, const char *label, const char *path, char *err)
 	return in;
 }
 
-/*
- * A spool file for a blob of n bytes from standard input: in memory while
- * the blob and all spooled so far are small (a round's models), so that no
- * filesystem is touched; else an unlinked file in dir ($TMPDIR).
- */
 static uint64_t
 raw_bytes(const struct fl_header *h)
 {
@@ -102,21 +97,6 @@ raw_bytes(const struct fl_header *h)
 	for (size_t i = 0; i < h->ntensors; i++)
 		n += fl_tensor_nbytes(&h->t[i]);
 	return n;
-}
-
-#define SPOOL_MEM_BLOB	(16u << 20)
-#define SPOOL_MEM_ALL	(64u << 20)
-static int
-spool_fd(struct fl_agg *a, uint64_t n, char *err)
-{
-	int fd;
-
-	if (n <= SPOOL_MEM_BLOB && a->spooled_mem + n <= SPOOL_MEM_ALL &&
-	    (fd = memfd_create("fl-avg spool", MFD_CLOEXEC)) >= 0) {
-		a->spooled_mem += n;
-		return fd;
-	}
-	return fl_tmpfile(a->o.tmpdir, err);
 }
 
 /* Copy the reader's current blob, decoded to raw tensors, into fd. */
@@ -198,7 +178,8 @@ fl_agg_add(struct fl_agg *a, const char *path, char *err)
 			break;
 		}
 		if (stdin_) {
-			if ((in->fd = spool_fd(a, raw_bytes(&hs[c]), err)) < 0) {
+			if ((in->fd = fl_spoolfile(a->o.tmpdir, raw_bytes(&hs[c]),
+			    &a->spooled_mem, err)) < 0) {
 				rc = FL_EIO;
 				break;
 			}

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/random.h>
 #include <time.h>
@@ -236,6 +237,21 @@ fl_tmpfile(const char *dir, char *err)
 	}
 	unlink(path);
 	return fd;
+}
+
+#define SPOOL_MEM_ONE (16u << 20)
+#define SPOOL_MEM_ALL (64u << 20)
+int
+fl_spoolfile(const char *dir, uint64_t n, uint64_t *inmem, char *err)
+{
+	int fd;
+
+	if (n <= SPOOL_MEM_ONE && *inmem + n <= SPOOL_MEM_ALL &&
+	    (fd = memfd_create("flkit spool", MFD_CLOEXEC)) >= 0) {
+		*inmem += n;
+		return fd;
+	}
+	return fl_tmpfile(dir, err);
 }
 
 void

@@ -65,6 +65,11 @@ int fl_buf_printf(struct fl_buf *b, const char *fmt, ...)
 /* An unlinked temp file in dir (NULL: $TMPDIR, else /tmp), O_TMPFILE or
  * mkstemp and unlink; -1 with err filled. */
 int fl_tmpfile(const char *dir, char *err);
+/* An unlinked file to spool n bytes in: in memory (a memfd) while n is at
+ * most 16 MiB and *inmem + n at most 64 MiB (*inmem counts what the caller
+ * has spooled in memory so far), so that small blobs touch no filesystem;
+ * else fl_tmpfile(dir). */
+int fl_spoolfile(const char *dir, uint64_t n, uint64_t *inmem, char *err);
 
 /* Bytes held until they can be passed on whole: in memory up to max_mem,
  * beyond that in a temp file (fl_tmpfile). */
