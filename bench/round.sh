@@ -1,4 +1,4 @@
-#!/bin/sh
+#!/bin/bash
 # bench/round.sh: what a federated round costs beyond its training.
 #
 #   bench/round.sh [RUNS]    (default 5; medians are printed)
@@ -34,12 +34,14 @@ median() {
 	sort -n | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
 }
 
-# seconds CMD...: wall time of CMD, to the millisecond
+# seconds CMD...: wall time of CMD, to the microsecond (bash's clock: a
+# date(1) on each side would add its own start, a millisecond or two)
 seconds() {
-	t0=$(date +%s%N)
+	local t0 t1
+	t0=$EPOCHREALTIME
 	"$@"
-	t1=$(date +%s%N)
-	echo "$t0 $t1" | awk '{ printf "%.3f\n", ($2 - $1) / 1e9 }'
+	t1=$EPOCHREALTIME
+	awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.4f\n", b - a }'
 }
 
 # start_workers PREFIX SHARD: n workers PREFIX1.., dataset train=SHARD1.blob..
