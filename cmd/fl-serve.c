@@ -162,6 +162,13 @@ main(int argc, char **argv)
 	 * sampled low at request 1,000, all ending at 16-17 MiB, at the same
 	 * requests per second. */
 	mallopt(M_ARENA_MAX, 1);
+	/* Fixed thresholds rather than glibc's sliding ones, which rise to
+	 * the largest block freed so far: a request's big buffers (64 KiB
+	 * and more) are mapped and given back when freed, and free memory at
+	 * the heap's top over 256 KiB is returned, so that RSS follows what
+	 * the requests in flight hold rather than its high-water mark. */
+	mallopt(M_MMAP_THRESHOLD, 64 << 10);
+	mallopt(M_TRIM_THRESHOLD, 256 << 10);
 	memset(&o, 0, sizeof(o));
 	while ((c = getopt_long(argc, argv, "qvh", opts, NULL)) != -1) {
 		switch (c) {
