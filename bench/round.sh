@@ -101,20 +101,44 @@ done
 
 # The fixed cost: the same rounds on shards of 67 samples (a fit of about
 # a millisecond), so that what is left is process starts, transfers,
-# storing (fsync), orchestration and fl-avg.
+# storing (fsync), orchestration and fl-avg. Then where it goes: the same
+# with the workers' stores on tmpfs (no fsync: the difference is durable
+# storing), and with fl-fit's models going to /dev/null (the difference is
+# fl-avg's part after the last model came).
 mkdir -p tiny
 [ -f tiny/t20.blob ] || fl-pack split -q --parts 900 --seed 1 --prefix tiny/t train.blob
-printf '%-8s %9s\n' workers "fixed cost of a round (training ~0)"
-for n in 3 20; do
-	start_workers n "$D/tiny/t"
-	remote_round
+fit_only() {
+	fl-fit -q --dataset train --parallel "$n" $FIT $names < global.blob > /dev/null
+}
+# fixed BASE ROUND: the median of RUNS * 4 rounds, in ms, workers under BASE
+fixed() {
+	local d=$D
+	D=$1
+	start_workers n "$d/tiny/t"
+	D=$d
+	$2
 	: > null.t
 	for r in $(seq $((RUNS * 4))); do
-		seconds remote_round >> null.t
+		seconds $2 >> null.t
 	done
 	workers_stop
-	awk -v n="$n" -v t="$(median < null.t)" 'BEGIN { printf "%-8s %8.1f ms\n", n, 1000 * t }'
+	median < null.t | awk '{ printf "%.1f", 1000 * $1 }'
+}
+T=${BENCH_TMPFS:-/dev/shm/flkit-bench-round}
+mkdir -p "$T"
+printf '%-8s %9s %9s %9s %9s
+' workers "fixed" "tmpfs" "storing" "fl-avg"
+for n in 3 20; do
+	all=$(fixed "$D" remote_round)
+	tmp=$(fixed "$T" remote_round)
+	fo=$(fixed "$D" fit_only)
+	awk -v n="$n" -v a="$all" -v t="$tmp" -v f="$fo" 'BEGIN {
+	    printf "%-8s %6.1f ms %6.1f ms %6.1f ms %6.1f ms\n", n, a, t, a - t, a - f }'
 done
+rm -rf "$T"
+echo "(fixed: a round on 67-sample shards, training about 0; tmpfs: the same"
+echo " with the workers' stores on tmpfs, so storing: what the fsyncs cost;"
+echo " fl-avg: the round less fl-fit alone, what is left after the last model)"
 echo "(medians of $RUNS; round: fl-fit --dataset | fl-avg -; local: the same fits"
 echo " as local processes, all at once, and fl-avg; longest: the round's longest"
 echo " fit as its worker timed it; ovh: (round - baseline) / round)"
