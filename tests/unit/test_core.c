@@ -93,6 +93,27 @@ test_util(void)
 	CHECK(fl_tmpfile("/nonexistent-dir", err) < 0 &&
 	    strstr(err, "/nonexistent-dir") != NULL, "tmpfile: a bad dir is named: %s", err);
 
+	/* Spool files: in memory up to 16 MiB each and 64 MiB in all, then in
+	 * the directory (here one that is not there, so the choice shows). */
+	uint64_t inmem = 0;
+	char rb[3];
+	int sf[5], nmem = 0;
+	for (int i = 0; i < 5; i++)
+		sf[i] = fl_spoolfile("/nonexistent-dir", 16u << 20, &inmem, err);
+	for (int i = 0; i < 5; i++)
+		nmem += sf[i] >= 0;
+	CHECK(nmem == 4 && sf[4] < 0 && inmem == 64u << 20 &&
+	    strstr(err, "/nonexistent-dir") != NULL,
+	    "spoolfile: four of 16 MiB in memory, the fifth in the directory: %s", err);
+	inmem = 0;
+	CHECK(fl_spoolfile("/nonexistent-dir", (16u << 20) + 1, &inmem, err) < 0 && inmem == 0,
+	    "spoolfile: over 16 MiB goes to the directory");
+	CHECK(sf[0] >= 0 && write(sf[0], "xyz", 3) == 3 && pread(sf[0], rb, 3, 0) == 3 &&
+	    !memcmp(rb, "xyz", 3), "spoolfile: a memory spool reads back");
+	for (int i = 0; i < 5; i++)
+		if (sf[i] >= 0)
+			close(sf[i]);
+
 	char u1[37], u2[37];
 	fl_uuid(u1);
 	fl_uuid(u2);
