@@ -101,44 +101,51 @@ done
 
 # The fixed cost: the same rounds on shards of 67 samples (a fit of about
 # a millisecond), so that what is left is process starts, transfers,
-# storing (fsync), orchestration and fl-avg. Then where it goes: the same
-# with the workers' stores on tmpfs (no fsync: the difference is durable
-# storing), and with fl-fit's models going to /dev/null (the difference is
-# fl-avg's part after the last model came).
+# storing (fsync), orchestration and fl-avg. Then where it goes, each
+# alternated round by round with it: the same on workers whose stores are
+# on tmpfs (no fsync: the difference is durable storing), and fl-fit alone
+# with its models going to /dev/null (the difference is fl-avg's part
+# after the last model came).
 mkdir -p tiny
 [ -f tiny/t20.blob ] || fl-pack split -q --parts 900 --seed 1 --prefix tiny/t train.blob
 fit_only() {
 	fl-fit -q --dataset train --parallel "$n" $FIT $names < global.blob > /dev/null
 }
-# fixed BASE ROUND: the median of RUNS * 4 rounds, in ms, workers under BASE
-fixed() {
-	local d=$D
-	D=$1
+T=${BENCH_TMPFS:-/dev/shm/flkit-bench-round}
+printf '%-8s %9s %9s %9s %9s\n' workers "fixed" "tmpfs" "storing" "fl-avg"
+for n in 3 20; do
+	# two sets of workers n1.., each named in its own workers file
+	d=$D
+	D=$T
 	start_workers n "$d/tiny/t"
 	D=$d
-	$2
+	on_tmpfs=$FL_WORKERS
+	tmpfs_pids=$wk_pids
+	start_workers n "$D/tiny/t"
+	on_disk=$FL_WORKERS
+	wk_pids="$wk_pids $tmpfs_pids"
+	remote_round
+	FL_WORKERS=$on_tmpfs remote_round
 	: > null.t
+	: > tmpfs.t
+	: > fitonly.t
 	for r in $(seq $((RUNS * 4))); do
-		seconds $2 >> null.t
+		seconds remote_round >> null.t
+		FL_WORKERS=$on_tmpfs seconds remote_round >> tmpfs.t
+		seconds fit_only >> fitonly.t
 	done
+	FL_WORKERS=$on_disk
 	workers_stop
-	median < null.t | awk '{ printf "%.1f", 1000 * $1 }'
-}
-T=${BENCH_TMPFS:-/dev/shm/flkit-bench-round}
-mkdir -p "$T"
-printf '%-8s %9s %9s %9s %9s
-' workers "fixed" "tmpfs" "storing" "fl-avg"
-for n in 3 20; do
-	all=$(fixed "$D" remote_round)
-	tmp=$(fixed "$T" remote_round)
-	fo=$(fixed "$D" fit_only)
-	awk -v n="$n" -v a="$all" -v t="$tmp" -v f="$fo" 'BEGIN {
-	    printf "%-8s %6.1f ms %6.1f ms %6.1f ms %6.1f ms\n", n, a, t, a - t, a - f }'
+	rm -rf "$T"
+	awk -v n="$n" -v a="$(median < null.t)" -v t="$(median < tmpfs.t)" \
+	    -v f="$(median < fitonly.t)" 'BEGIN {
+	    printf "%-8s %6.1f ms %6.1f ms %6.1f ms %6.1f ms\n", n, 1000 * a,
+	    1000 * t, 1000 * (a - t), 1000 * (a - f) }'
 done
-rm -rf "$T"
 echo "(fixed: a round on 67-sample shards, training about 0; tmpfs: the same"
 echo " with the workers' stores on tmpfs, so storing: what the fsyncs cost;"
-echo " fl-avg: the round less fl-fit alone, what is left after the last model)"
+echo " fl-avg: the round less fl-fit alone, what is left after the last model;"
+echo " the three alternated round by round)"
 echo "(medians of $RUNS; round: fl-fit --dataset | fl-avg -; local: the same fits"
 echo " as local processes, all at once, and fl-avg; longest: the round's longest"
 echo " fit as its worker timed it; ovh: (round - baseline) / round)"
