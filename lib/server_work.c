@@ -23,7 +23,11 @@
 #define PAUSE_AT (8u << 20)
 #define RESUME_AT (2u << 20)
 #define CHUNK_CAP (1u << 20)	/* upload bytes go to disk this much at once */
-#define MAX_SPARE 2
+/* Written chunks kept for an upload's next bytes: as many as can be queued
+ * (PAUSE_AT) and one being filled, so that a big upload goes round the same
+ * 9 MiB. fl-serve's malloc maps blocks this big and unmaps them when freed:
+ * with 2 kept, a 1 GiB upload took 100,000 more page faults. */
+#define MAX_SPARE (PAUSE_AT / CHUNK_CAP + 1)
 #define IS_UPLOAD(r) ((r)->body_kind == BODY_BLOB || (r)->body_kind == BODY_FIT)
 
 extern char **environ;
