@@ -44,9 +44,10 @@ seconds() {
 	awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.4f\n", b - a }'
 }
 
-# start_workers PREFIX SHARD: n workers PREFIX1.., dataset train=SHARD1.blob..
+# start_workers PREFIX SHARD [BASE]: n workers PREFIX1.., dataset
+# train=SHARD1.blob.., under BASE (default $D)
 start_workers() {
-	workers_init "$D/$1$n"
+	workers_init "${3:-$D}/$1$n"
 	names=
 	for i in $(seq "$n"); do
 		worker_start "$1$i" --dataset train="$2$i.blob"
@@ -115,10 +116,7 @@ T=${BENCH_TMPFS:-/dev/shm/flkit-bench-round}
 printf '%-8s %9s %9s %9s %9s\n' workers "fixed" "tmpfs" "storing" "fl-avg"
 for n in 3 20; do
 	# two sets of workers n1.., each named in its own workers file
-	d=$D
-	D=$T
-	start_workers n "$d/tiny/t"
-	D=$d
+	start_workers n "$D/tiny/t" "$T"
 	on_tmpfs=$FL_WORKERS
 	tmpfs_pids=$wk_pids
 	start_workers n "$D/tiny/t"

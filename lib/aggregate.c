@@ -89,20 +89,11 @@ new_input(struct fl_agg *a, const char *label, const char *path, char *err)
 	return in;
 }
 
-static uint64_t
-raw_bytes(const struct fl_header *h)
-{
-	uint64_t n = 0;
-
-	for (size_t i = 0; i < h->ntensors; i++)
-		n += fl_tensor_nbytes(&h->t[i]);
-	return n;
-}
-
-/* Copy the reader's current blob, decoded to raw tensors, into fd. */
+/* Copy the reader's current blob, decoded to raw tensors, into a spool
+ * file sized for it (fl_spoolfile), made here: *fd. */
 static int
-spool_blob(struct fl_reader *r, const struct fl_header *h, int fd,
-    const char *label, char *err)
+spool_blob(struct fl_agg *a, struct fl_reader *r, const struct fl_header *h,
+    int *fd, const char *label, char *err)
 {
 	struct fl_header raw;
 	struct fl_writer w;
@@ -114,11 +105,16 @@ spool_blob(struct fl_reader *r, const struct fl_header *h, int fd,
 		return fl_err(err, FL_EFAIL, "out of memory");
 	for (size_t i = 0; i < raw.ntensors; i++)
 		raw.t[i].enc = FL_RAW;
+	fl_header_layout(&raw);
+	if ((*fd = fl_spoolfile(a->o.tmpdir, raw.total, &a->spooled_mem, err)) < 0) {
+		fl_header_release(&raw);
+		return FL_EIO;
+	}
 	if (!(buf = malloc(bufsz))) {
 		fl_header_release(&raw);
 		return fl_err(err, FL_EFAIL, "out of memory");
 	}
-	if ((rc = fl_writer_begin(&w, fd, label, &raw, err)))
+	if ((rc = fl_writer_begin(&w, *fd, label, &raw, err)))
 		goto out;
 	for (size_t i = 0; !rc && i < h->ntensors; i++) {
 		uint64_t left = fl_tensor_nbytes(&h->t[i]);
@@ -178,12 +174,7 @@ fl_agg_add(struct fl_agg *a, const char *path, char *err)
 			break;
 		}
 		if (stdin_) {
-			if ((in->fd = fl_spoolfile(a->o.tmpdir, raw_bytes(&hs[c]),
-			    &a->spooled_mem, err)) < 0) {
-				rc = FL_EIO;
-				break;
-			}
-			if ((rc = spool_blob(&r, &hs[c], in->fd, label, err)))
+			if ((rc = spool_blob(a, &r, &hs[c], &in->fd, label, err)))
 				break;
 		}
 		c ^= 1;
