@@ -74,6 +74,7 @@ new_input(struct fl_agg *a, const char *label, const char *path, char *err)
 	in = &a->in[a->n];
 	memset(in, 0, sizeof(*in));
 	in->fd = -1;
+	in->off = UINT64_MAX;
 	in->scale = 1;
 	in->used = 1;
 	fl_header_init(&in->h, "model");
@@ -168,6 +169,7 @@ fl_agg_add(struct fl_agg *a, const char *path, char *err)
 			break;
 		}
 		in->blob = nb - 1;
+		in->off = fl_reader_offset(&r);
 		fl_header_release(&in->h);
 		if (fl_header_copy(&in->h, &hs[c])) {
 			rc = fl_err(err, FL_EFAIL, "out of memory");
@@ -350,6 +352,12 @@ lane_open(struct lane *l, struct fl_agg_input *in, const char *path,
 		if (lseek(in->fd, 0, SEEK_SET) < 0)
 			return fl_errno(err, FL_EIO, "%s: spool file", in->label);
 		fl_reader_fd(&l->r, in->fd, in->label);
+	} else if (in && in->off != UINT64_MAX) {
+		/* Straight to the blob: a lane for each of the n blobs of
+		 * one file reading its way past those before would read
+		 * n^2/2 blobs' worth of read-ahead. */
+		if ((rc = fl_reader_open_at(&l->r, in->path, in->off, in->label, err)))
+			return rc;
 	} else {
 		if ((rc = fl_reader_open(&l->r, in ? in->path : path, err)))
 			return rc;

@@ -67,6 +67,7 @@ struct fl_agg_input {
 	char *path;		/* NULL when spooled */
 	int fd;			/* spool file (unlinked), or -1 */
 	int blob;		/* which blob of path, from 0 */
+	uint64_t off;		/* where it begins in path, or UINT64_MAX */
 	struct fl_header h;
 	double weight;
 	double scale;		/* clip factor, 1 when not clipped */

@@ -376,17 +376,36 @@ fl_reader_fd(struct fl_reader *r, int fd, const char *name)
 int
 fl_reader_open(struct fl_reader *r, const char *path, char *err)
 {
-	int fd;
-
 	if (!strcmp(path, "-")) {
 		fl_reader_fd(r, 0, "<stdin>");
 		return FL_OK;
 	}
+	return fl_reader_open_at(r, path, 0, path, err);
+}
+
+int
+fl_reader_open_at(struct fl_reader *r, const char *path, uint64_t off,
+    const char *name, char *err)
+{
+	int fd;
+
 	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
 		return fl_errno(err, errno == ENOENT ? FL_ENOTFOUND : FL_EIO, "%s", path);
-	fl_reader_fd(r, fd, path);
+	if (off && lseek(fd, (off_t)off, SEEK_SET) < 0) {
+		fl_errno(err, FL_EIO, "%s: cannot seek to byte %llu", path,
+		    (unsigned long long)off);
+		close(fd);
+		return FL_EIO;
+	}
+	fl_reader_fd(r, fd, name);
 	r->own_fd = 1;
 	return FL_OK;
+}
+
+uint64_t
+fl_reader_offset(const struct fl_reader *r)
+{
+	return r->remain == UINT64_MAX ? UINT64_MAX : r->base + r->streampos;
 }
 
 void

@@ -121,7 +121,14 @@ struct fl_reader {
 
 /* path "-" is standard input. */
 int fl_reader_open(struct fl_reader *r, const char *path, char *err);
+/* Open regular file path at byte off, where a blob begins (a value of
+ * fl_reader_offset): straight to the blob rather than through those before
+ * it. name labels the reader's errors. */
+int fl_reader_open_at(struct fl_reader *r, const char *path, uint64_t off,
+    const char *name, char *err);
 void fl_reader_fd(struct fl_reader *r, int fd, const char *name);
+/* Where the current blob begins in a regular file; UINT64_MAX in a pipe. */
+uint64_t fl_reader_offset(const struct fl_reader *r);
 void fl_reader_close(struct fl_reader *r);
 /* Read the next blob's header into h (initialised by this call); skips
  * what is left of the current blob. FL_EOF at a clean end of stream. */

@@ -272,6 +272,53 @@ test_skip(void)
 	CHECK(rc == FL_EOF && n == 2, "headers only: 2 blobs then EOF (%d: %s)", n, err);
 }
 
+/* fl_reader_offset names where each blob begins; fl_reader_open_at goes
+ * straight there, as fl-avg's lanes do for the blobs of one file. */
+static void
+test_offset(void)
+{
+	struct fl_reader r;
+	struct fl_header h;
+	uint64_t off[2] = { 0, 0 };
+	float w2[15], b2[7];
+	char err[FL_ERRLEN] = "";
+	int rc, n = 0, p[2];
+
+	test_roundtrip(FL_ZLIB, 1, 0);	/* two compressed blobs back to back */
+	fl_reader_open(&r, path, err);
+	while ((rc = fl_reader_next(&r, &h, err)) == FL_OK && n < 2) {
+		off[n++] = fl_reader_offset(&r);
+		fl_header_release(&h);
+	}
+	fl_reader_close(&r);
+	CHECK(n == 2 && off[0] == 0 && off[1] > 0, "offsets of two blobs: %llu, %llu",
+	    (unsigned long long)off[0], (unsigned long long)off[1]);
+	rc = fl_reader_open_at(&r, path, off[1], "second", err);
+	rc = rc || fl_reader_next(&r, &h, err);
+	CHECK(rc == FL_OK && fl_reader_offset(&r) == off[1],
+	    "open at the second blob: its header, at its offset (%s)", err);
+	rc = rc || fl_reader_tensor(&r, 0, w2, err) || fl_reader_tensor(&r, 1, b2, err) ||
+	    fl_reader_finish(&r, err);
+	CHECK(rc == FL_OK && w2[1] == -2.5f && b2[6] == 6,
+	    "open at the second blob: its tensors (%s)", err);
+	fl_header_release(&h);
+	CHECK(fl_reader_next(&r, &h, err) == FL_EOF, "then the end of the file");
+	fl_reader_close(&r);
+	if ((rc = fl_reader_open_at(&r, path, off[1] + 8, "second", err)) == FL_OK)
+		rc = fl_reader_next(&r, &h, err);
+	CHECK(rc == FL_EBLOB && strstr(err, "second") && strstr(err, "magic"),
+	    "open at a byte where no blob begins: '%s'", err);
+	fl_reader_close(&r);
+	CHECK(fl_reader_open_at(&r, "/nonexistent/x.blob", 0, "x", err) == FL_ENOTFOUND,
+	    "open at: a missing file (%s)", err);
+	pipe(p);
+	fl_reader_fd(&r, p[0], "pipe");
+	CHECK(fl_reader_offset(&r) == UINT64_MAX, "a pipe has no offsets");
+	fl_reader_close(&r);
+	close(p[0]);
+	close(p[1]);
+}
+
 /* Map the first tensor, then read the second through the stream. */
 static void
 test_map(void)
@@ -472,6 +519,7 @@ main(void)
 	test_corruption();
 	test_half();
 	test_skip();
+	test_offset();
 	test_map();
 	test_writer_crc();
 	test_buffered();
