@@ -138,6 +138,20 @@ fl_arch_format(const struct fl_arch *a, char *out, size_t outlen)
 }
 
 int
+fl_arch_equal(const struct fl_arch *a, const struct fl_arch *b)
+{
+	if (a->nlayers != b->nlayers || a->loss != b->loss)
+		return 0;
+	for (int i = 0; i < a->nlayers; i++) {
+		const struct fl_layer *x = &a->layer[i], *y = &b->layer[i];
+		if (x->type != y->type || x->in != y->in || x->out != y->out ||
+		    x->p != y->p)
+			return 0;
+	}
+	return 1;
+}
+
+int
 fl_arch_in(const struct fl_arch *a)
 {
 	return a->nlayers ? a->layer[0].in : 0;

@@ -40,6 +40,8 @@ struct fl_arch {
 int fl_arch_parse(struct fl_arch *a, const char *spec, char *err);
 /* Write the spec form back ("784,128,relu,10"). */
 int fl_arch_format(const struct fl_arch *a, char *out, size_t outlen);
+/* 1 when a and b are the same network: layers, widths, dropout, loss. */
+int fl_arch_equal(const struct fl_arch *a, const struct fl_arch *b);
 int fl_arch_in(const struct fl_arch *a);	/* input width */
 int fl_arch_out(const struct fl_arch *a);	/* output width */
 /* Number of parameters (floats) of the whole model. */

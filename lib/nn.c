@@ -472,6 +472,28 @@ fl_net_init(struct fl_net *net, const struct fl_arch *arch, int maxbatch,
 }
 
 int
+fl_net_reinit(struct fl_net *net, const struct fl_arch *arch, int maxbatch,
+    char *err)
+{
+	if (net->params && !net->shared && net->maxbatch == maxbatch &&
+	    fl_arch_equal(&net->arch, arch)) {
+		net->in = NULL;
+		net->batch = 0;
+		net->train = 0;
+		return FL_OK;
+	}
+	if (net->params)
+		fl_net_release(net);
+	return net_init(net, arch, maxbatch, NULL, err);
+}
+
+size_t
+fl_net_bytes(const struct fl_net *net)
+{
+	return (net->nparams * (net->shared ? 1 : 2) + net->nacts) * sizeof(float);
+}
+
+int
 fl_net_init_shared(struct fl_net *net, const struct fl_net *base,
     int maxbatch, char *err)
 {

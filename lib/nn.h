@@ -123,6 +123,16 @@ int fl_net_init(struct fl_net *net, const struct fl_arch *arch, int maxbatch,
  */
 int fl_net_init_shared(struct fl_net *net, const struct fl_net *base,
     int maxbatch, char *err);
+/*
+ * fl_net_init for a net that is zeroed (never set up) or set up before and
+ * not released: when it already has arch and maxbatch, it keeps its
+ * buffers, and its parameters their values, rather than mapping and
+ * faulting in new ones; else it is released and set up anew.
+ */
+int fl_net_reinit(struct fl_net *net, const struct fl_arch *arch, int maxbatch,
+    char *err);
+/* Bytes of memory net holds. */
+size_t fl_net_bytes(const struct fl_net *net);
 void fl_net_release(struct fl_net *net);
 /* PyTorch's default Linear init: weight and bias U(-1/sqrt(IN), 1/sqrt(IN)). */
 void fl_net_init_params(struct fl_net *net, struct fl_rng *rng);

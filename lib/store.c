@@ -542,6 +542,7 @@ fl_store_begin(struct fl_store *s, struct fl_upload *u, char *err)
 	u->bytes = 0;
 	u->flushed = 0;
 	u->check = NULL;
+	u->own = 0;
 	if (!(u->tmp = join(s->tmpdir, "up.XXXXXX")))
 		return fl_err(err, FL_EFAIL, "out of memory");
 	if ((u->fd = mkostemp(u->tmp, O_CLOEXEC)) < 0) {
@@ -551,6 +552,15 @@ fl_store_begin(struct fl_store *s, struct fl_upload *u, char *err)
 		return FL_EIO;
 	}
 	return FL_OK;
+}
+
+int
+fl_store_begin_own(struct fl_store *s, struct fl_upload *u, char *err)
+{
+	int rc = fl_store_begin(s, u, err);
+
+	u->own = rc == FL_OK;
+	return rc;
 }
 
 int
@@ -722,7 +732,7 @@ fl_store_commit(struct fl_store *s, struct fl_upload *u,
 	again = 1;
 	rc = u->check ? checked(u, &again, err) : FL_OK;
 	check_free(u);
-	if (rc == FL_OK && again)
+	if (rc == FL_OK && again && !u->own)
 		rc = validate(u->tmp, u->bytes, lim, err);
 	if (rc)
 		goto fail;

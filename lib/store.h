@@ -37,9 +37,17 @@ struct fl_upload {
 	uint64_t bytes;
 	uint64_t flushed;	/* bytes handed to writeback so far */
 	struct fl_upload_check *check;	/* fl_store_begin_checked's */
+	int own;		/* fl_store_begin_own's */
 };
 
 int fl_store_begin(struct fl_store *s, struct fl_upload *u, char *err);
+/*
+ * As fl_store_begin, for a blob this process writes itself (a fitted model,
+ * an aggregate) with fl_writer from a header it built: fl_store_commit does
+ * not read it back to check it, as it does an upload's. The pages it would
+ * read are the ones just written, so that could find only a bug of ours.
+ */
+int fl_store_begin_own(struct fl_store *s, struct fl_upload *u, char *err);
 /*
  * As fl_store_begin, and fl_store_write checks every byte as it passes
  * (fl_check within lim), so that fl_store_commit need not read the file

@@ -72,6 +72,36 @@ print(b["id"], b["samples"])'
 	assert_output "$samples"
 }
 
+# tensors FILE: a blob's tensors as JSON
+tensors() {
+	python3 "$FIXTURES/mkblob.py" --dump "$1" | python3 -c 'import json,sys
+print(json.dumps(json.loads(sys.stdin.readline())["tensors"], separators=(",",":")))'
+}
+
+@test "fl-serve fit: fits one after another, of one arch and of another, each train as fl-fit --local does" {
+	# A worker's fit thread keeps its network from one fit to the next:
+	# nothing of one fit may show in another.
+	fl-pack init --arch 4,8,relu,3 --seed 5 -o "$D/other.blob"
+	for m in m other m m other; do
+		run -0 curl -sf -o "r-$m.blob" "${RW[@]}" \
+			-H "Accept: application/x-flkit-blob" \
+			-H "Content-Type: application/x-flkit-blob" \
+			--data-binary @"$D/$m.blob" "$F/v1/fit/train?epochs=2&batch=4&lr=0.05&seed=3"
+		fl-fit -q --local "$D/train.blob" --epochs 2 --batch 4 --lr 0.05 --seed 3 \
+			--threads 1 < "$D/$m.blob" > "l-$m.blob"
+		remote=$(tensors "r-$m.blob")
+		[ "$remote" = "$(tensors "l-$m.blob")" ]
+		[ "$remote" != "$(tensors "$D/$m.blob")" ]	# it did train
+	done
+	# an evaluation between fits, with its own batch size
+	run -0 curl -s -o body -w '%{http_code}' "${RW[@]}" "${J[@]}" \
+		--data-binary @"$D/m.blob" "$F/v1/eval/train"
+	assert_output 200
+	run -0 curl -sf -o r2.blob "${RW[@]}" -H "Accept: application/x-flkit-blob" \
+		--data-binary @"$D/m.blob" "$F/v1/fit/train?epochs=2&batch=4&lr=0.05&seed=3"
+	[ "$(tensors r2.blob)" = "$(tensors l-m.blob)" ]
+}
+
 @test "fl-serve fit: asked for a blob, the reply is the stored result" {
 	run -0 curl -s -D hdrs -o reply.blob -w '%{http_code}' "${RW[@]}" \
 		-H "Accept: application/x-flkit-blob" \

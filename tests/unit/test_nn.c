@@ -688,6 +688,42 @@ test_spec(void)
 	fl_net_release(&net);
 }
 
+/* fl_net_reinit keeps a net of the same arch and batch, remakes others. */
+static void
+test_reinit(void)
+{
+	struct fl_arch a, b, c;
+	struct fl_net net;
+	char err[FL_ERRLEN] = "";
+	float *p;
+	int rc;
+
+	memset(&net, 0, sizeof(net));
+	if (fl_arch_parse(&a, "4,8,relu,3", err) || fl_arch_parse(&b, "4,8,relu,3", err) ||
+	    fl_arch_parse(&c, "4,8,dropout:0.3,relu,3", err)) {
+		CHECK(0, "reinit: specs (%s)", err);
+		return;
+	}
+	CHECK(fl_arch_equal(&a, &b) && !fl_arch_equal(&a, &c), "fl_arch_equal");
+	rc = fl_net_reinit(&net, &a, 16, err);
+	CHECK(rc == FL_OK && net.nparams == fl_arch_nparams(&a) &&
+	    fl_net_bytes(&net) == (2 * net.nparams + net.nacts) * sizeof(float),
+	    "reinit of a zeroed net sets it up (%s)", err);
+	p = net.params;
+	p[0] = 7;
+	net.batch = 5;
+	rc = fl_net_reinit(&net, &b, 16, err);
+	CHECK(rc == FL_OK && net.params == p && p[0] == 7 && net.batch == 0,
+	    "the same arch and batch: the same buffers kept");
+	rc = fl_net_reinit(&net, &b, 32, err);
+	CHECK(rc == FL_OK && net.maxbatch == 32 && net.params[0] == 0,
+	    "another batch size: set up anew");
+	rc = fl_net_reinit(&net, &c, 32, err);
+	CHECK(rc == FL_OK && fl_arch_equal(&net.arch, &c) && net.nacts > 0 &&
+	    net.layer[1].mask, "another arch: set up anew, for it");
+	fl_net_release(&net);
+}
+
 int
 main(void)
 {
@@ -697,5 +733,6 @@ main(void)
 	test_gradcheck();
 	test_net();
 	test_spec();
+	test_reinit();
 	return unit_done();
 }
