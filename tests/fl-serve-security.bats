@@ -409,9 +409,9 @@ while b"\r\n\r\n" not in buf:
     buf += s.recv(4096)
 assert b" 101 " in buf.split(b"\r\n")[0], buf
 buf = buf.split(b"\r\n\r\n", 1)[1]
-# a fit of 3000 epochs on 30 rows: an event at the end of each, while
+# a fit of 6000 epochs on 30 rows: an event at the end of each, while
 # this client reads nothing
-E = 3000
+E = 6000
 r = subprocess.run(["curl", "-sf", "-o", "/dev/null", "-H", "Authorization: Bearer rwtoken-0123456789",
     "--data-binary", "@" + blob, "http://127.0.0.1:%d/v1/fit/train?epochs=%d" % (port, E)])
 assert r.returncode == 0, r
@@ -439,9 +439,11 @@ def events():
         buf += d
 got = [e["epoch"] for e in events() if e["event"] == "progress" and e.get("epoch_done")]
 # in order, with gaps: the events that came while 256 waited were dropped;
-# the 256 that waited, and the few the socket's buffers held, arrive
+# the 256 that waited, and those the socket's buffers held, arrive. The
+# kernel's buffers vary: 257 to 828 of them in six runs of 3000 here,
+# too near the bound of 1024 this had.
 assert got == sorted(set(got)) and got[0] == 1, got[:10]
-assert 256 <= len(got) < 1024, len(got)
+assert 256 <= len(got) < E // 2, len(got)
 print(len(got), "of", E, "epoch events")
 # the client was not cut off: a new event reaches it
 subprocess.run(["curl", "-sf", "-o", "/dev/null", "-H", "Authorization: Bearer rwtoken-0123456789",
@@ -449,8 +451,8 @@ subprocess.run(["curl", "-sf", "-o", "/dev/null", "-H", "Authorization: Bearer r
 time.sleep(0.3)
 assert [e["event"] for e in events()] == ["stored"]
 PY
-	run -0 python3 slow.py "$P" "$D/m.blob"
-	echo "$output"
+	# not through run: on a failure, bats shows what it printed
+	python3 slow.py "$P" "$D/m.blob"
 }
 
 @test "security: beyond loopback only with a token file or --insecure; loopback by default" {
