@@ -9,9 +9,6 @@ stderr_has() { [[ "$stderr" == *"$1"* ]] || { echo "stderr: $stderr"; false; }; 
 stderr_is() { [ "$stderr" = "$1" ] || { echo "stderr: $stderr"; false; }; }
 
 mk() { python3 "$FIXTURES/mkblob.py" "$@"; }
-dump() { python3 "$FIXTURES/mkblob.py" --dump "$@"; }
-# tensors FILE: the output's tensors as compact JSON
-tensors() { dump "$1" | python3 -c 'import json,sys; b=json.loads(sys.stdin.readline()); print(json.dumps(b["tensors"], separators=(",",":")))'; }
 meta() { dump "$1" | python3 -c 'import json,sys; b=json.loads(sys.stdin.readline()); print(json.dumps(b["meta"]["'"$2"'"], separators=(",",":")))'; }
 
 model() {	# model FILE SAMPLES W1,W2,W3,W4 B1,B2 [extra meta JSON]

@@ -8,9 +8,7 @@ bats_require_minimum_version 1.5.0
 stderr_has() { [[ "$stderr" == *"$1"* ]] || { echo "stderr: $stderr"; false; }; }
 
 mk() { python3 "$FIXTURES/mkblob.py" "$@"; }
-dump() { python3 "$FIXTURES/mkblob.py" --dump "$@"; }
 meta() { dump "$1" | python3 -c 'import json,sys; b=json.loads(sys.stdin.readline()); print(json.dumps(b["meta"]["'"$2"'"], separators=(",",":")))'; }
-tensors() { dump "$1" | python3 -c 'import json,sys; b=json.loads(sys.stdin.readline()); print(json.dumps(b["tensors"], separators=(",",":")))'; }
 
 # ds FILE N FEATURES CLASSES [YDTYPE [TARGETS]]: a separable toy dataset:
 # class c adds 2 to feature c mod FEATURES. YDTYPE i32 (default), u8, i64,

@@ -72,12 +72,6 @@ print(b["id"], b["samples"])'
 	assert_output "$samples"
 }
 
-# tensors FILE: a blob's tensors as JSON
-tensors() {
-	python3 "$FIXTURES/mkblob.py" --dump "$1" | python3 -c 'import json,sys
-print(json.dumps(json.loads(sys.stdin.readline())["tensors"], separators=(",",":")))'
-}
-
 @test "fl-serve fit: fits one after another, of one arch and of another, each train as fl-fit --local does" {
 	# A worker's fit thread keeps its network from one fit to the next:
 	# nothing of one fit may show in another.

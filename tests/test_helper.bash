@@ -20,6 +20,11 @@ load_libs() {
 load_libs
 bats_require_minimum_version 1.5.0
 
+# dump FILE: a blob as JSON lines (tests/fixtures/mkblob.py); tensors FILE:
+# its tensors' values as one line of JSON, to compare two blobs by
+dump() { python3 "$FIXTURES/mkblob.py" --dump "$@"; }
+tensors() { dump "$1" | python3 -c 'import json,sys; b=json.loads(sys.stdin.readline()); print(json.dumps(b["tensors"], separators=(",",":")))'; }
+
 # Put wrappers first on PATH so that VALGRIND=1 checks every program.
 setup_path() {
 	local wrap="$BATS_FILE_TMPDIR/bin" p
