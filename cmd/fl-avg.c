@@ -155,7 +155,7 @@ main(int argc, char *argv[])
 	struct fl_client_opts co = { .retries = -1 };
 	double *weights = NULL;
 	char err[FL_ERRLEN];
-	int c, rc, uniform = 0, server_set = 0, has_state_out = 0;
+	int c, rc, uniform = 0, server_set = 0, has_state_out = 0, streamed;
 
 	setprogname(argv[0]);
 	memset(&o, 0, sizeof(o));
@@ -257,7 +257,9 @@ main(int argc, char *argv[])
 			die(rc, "%s", err);
 		}
 	}
-	note("%zu inputs", a.n);
+	streamed = a.stdin_pending;
+	if (!streamed)
+		note("%zu inputs", a.n);
 	output_open(&out, outpath);
 	if (o.state && o.opt != FL_SOPT_SGD) {
 		if (fl_atomic_open(&st, o.state, err))
@@ -272,6 +274,8 @@ main(int argc, char *argv[])
 			fl_atomic_abort(&st);
 		die(rc, "%s", err);
 	}
+	if (streamed)
+		note("%zu inputs, folded in as they came", a.n);
 	output_close(&out);
 	if (has_state_out && fl_atomic_commit(&st, err))
 		die(FL_EIO, "%s", err);

@@ -140,63 +140,122 @@ out:
 	return rc;
 }
 
+/* "a.blob", then "a.blob (blob 2)" and on. */
+static void
+blob_label(char *label, size_t len, const char *name, int nb)
+{
+	if (nb == 1)
+		snprintf(label, len, "%s", name);
+	else
+		snprintf(label, len, "%s (blob %d)", name, nb);
+}
+
+/* Input first, the first blob of several, labelled before more came:
+ * "<stdin>" becomes "<stdin> (blob 1)". */
+static void
+number_first(struct fl_agg *a, size_t first)
+{
+	char *l = malloc(strlen(a->in[first].label) + 16);
+
+	if (l) {
+		sprintf(l, "%s (blob 1)", a->in[first].label);
+		free(a->in[first].label);
+		a->in[first].label = l;
+	}
+}
+
+/* Make the reader's current blob, header h, the nb-th of path, an input;
+ * a blob of standard input is spooled. */
+static int
+add_blob(struct fl_agg *a, struct fl_reader *r, const struct fl_header *h,
+    const char *path, int nb, char *err)
+{
+	struct fl_agg_input *in;
+	char label[FL_ERRLEN / 4];
+	int stdin_ = !strcmp(path, "-");
+
+	blob_label(label, sizeof(label), stdin_ ? "<stdin>" : path, nb);
+	if (!(in = new_input(a, label, stdin_ ? NULL : path, err)))
+		return FL_EFAIL;
+	in->blob = nb - 1;
+	in->off = fl_reader_offset(r);
+	fl_header_release(&in->h);
+	if (fl_header_copy(&in->h, h))
+		return fl_err(err, FL_EFAIL, "out of memory");
+	return stdin_ ? spool_blob(a, r, h, &in->fd, label, err) : FL_OK;
+}
+
+/*
+ * The rest of r's blobs, after the nb made inputs from input first on:
+ * headers go to hs[c], then hs[c ^ 1] in turn (the reader keeps the
+ * current one until the next). Then the first of several blobs gets its
+ * number, which its label lacked while it seemed alone.
+ */
+static int
+add_rest(struct fl_agg *a, struct fl_reader *r, struct fl_header hs[2], int c,
+    int nb, size_t first, const char *path, char *err)
+{
+	int rc;
+
+	while ((rc = fl_reader_next(r, &hs[c], err)) == FL_OK) {
+		fl_header_release(&hs[c ^ 1]);
+		if ((rc = add_blob(a, r, &hs[c], path, ++nb, err)))
+			break;
+		c ^= 1;
+	}
+	if (nb > 1 && a->n > first)
+		number_first(a, first);
+	if (rc == FL_EOF && nb == 0)
+		return fl_err(err, FL_EBLOB, "%s: no blob in %s", !strcmp(path, "-") ?
+		    "<stdin>" : path, !strcmp(path, "-") ? "standard input" : "the file");
+	return rc == FL_EOF ? FL_OK : rc;
+}
+
+/* Every blob of path as inputs. */
+static int
+add_all(struct fl_agg *a, const char *path, char *err)
+{
+	struct fl_reader r;
+	struct fl_header hs[2];
+	int rc;
+
+	if ((rc = fl_reader_open(&r, path, err)))
+		return rc;
+	memset(hs, 0, sizeof(hs));
+	rc = add_rest(a, &r, hs, 0, 0, a->n, path, err);
+	fl_reader_close(&r);
+	fl_header_release(&hs[0]);
+	fl_header_release(&hs[1]);
+	return rc;
+}
+
+/* Can the blobs of standard input be folded in as they come? */
+static int
+can_stream(const struct fl_agg_opts *o)
+{
+	return o->rule == FL_AGG_MEAN && !o->base && !(o->clip > 0) &&
+	    !o->skip_bad && !(o->noise > 0);
+}
+
 int
 fl_agg_add(struct fl_agg *a, const char *path, char *err)
 {
-	struct fl_reader r;
-	struct fl_header hs[2];	/* the reader's current and previous */
-	struct fl_agg_input *in;
-	char label[FL_ERRLEN / 4];
-	int rc, stdin_ = !strcmp(path, "-"), nb = 0, c = 0;
-	size_t first = a->n;
+	int rc, stdin_ = !strcmp(path, "-");
 
 	if (stdin_ && a->stdin_used)
 		return fl_err(err, FL_EUSAGE, "standard input given twice");
 	a->stdin_used |= stdin_;
-	if ((rc = fl_reader_open(&r, path, err)))
-		return rc;
-	memset(hs, 0, sizeof(hs));
-	while ((rc = fl_reader_next(&r, &hs[c], err)) == FL_OK) {
-		fl_header_release(&hs[c ^ 1]);
-		nb++;
-		if (nb == 1)
-			snprintf(label, sizeof(label), "%s", stdin_ ? "<stdin>" : path);
-		else
-			snprintf(label, sizeof(label), "%s (blob %d)",
-			    stdin_ ? "<stdin>" : path, nb);
-		if (!(in = new_input(a, label, stdin_ ? NULL : path, err))) {
-			rc = FL_EFAIL;
-			break;
-		}
-		in->blob = nb - 1;
-		in->off = fl_reader_offset(&r);
-		fl_header_release(&in->h);
-		if (fl_header_copy(&in->h, &hs[c])) {
-			rc = fl_err(err, FL_EFAIL, "out of memory");
-			break;
-		}
-		if (stdin_) {
-			if ((rc = spool_blob(a, &r, &hs[c], &in->fd, label, err)))
-				break;
-		}
-		c ^= 1;
+	/* Standard input, kept for fl_agg_run to stream, is not alone. */
+	if (a->stdin_pending) {
+		a->stdin_pending = 0;
+		if ((rc = add_all(a, "-", err)))
+			return rc;
 	}
-	/* The first blob of a stream was labelled before we knew of more. */
-	if (nb > 1 && a->n > first) {
-		char *l = malloc(strlen(a->in[first].label) + 16);
-		if (l) {
-			sprintf(l, "%s (blob 1)", a->in[first].label);
-			free(a->in[first].label);
-			a->in[first].label = l;
-		}
+	if (stdin_ && a->n == 0 && can_stream(&a->o)) {
+		a->stdin_pending = 1;
+		return FL_OK;
 	}
-	fl_reader_close(&r);
-	fl_header_release(&hs[0]);
-	fl_header_release(&hs[1]);
-	if (rc == FL_EOF && nb == 0)
-		return fl_err(err, FL_EBLOB, "%s: no blob in %s", stdin_ ? "<stdin>" : path,
-		    stdin_ ? "standard input" : "the file");
-	return rc == FL_EOF ? FL_OK : rc;
+	return add_all(a, path, err);
 }
 
 /* Worker threads, released together for each phase of a chunk. */
@@ -434,8 +493,7 @@ phase_read(void *arg, int tid)
 {
 	struct pass *p = arg;
 	const struct fl_tensor *t = &p->lane[0].h.t[p->ti];
-	int T = p->pool.n, first = 1, check = p->scan || !p->fused;
-	double *acc = p->acc[tid];
+	int T = p->pool.n, check = p->scan || !p->fused;
 
 	if (p->has_base && !p->base_early && (int)(p->nl % (size_t)T) == tid)
 		p->base.rc = lane_read(&p->base, &p->base.h.t[p->ti], p->k);
@@ -452,21 +510,32 @@ phase_read(void *arg, int tid)
 			continue;
 		if (p->base_early && l->in->scale < 1)
 			clip_lane(l, p->base.x, p->k);
-		if (!p->fused)
-			continue;
-		const float *x = l->x;
-		const double w = l->w;
-		if (first) {
-			for (size_t i = 0; i < p->k; i++)
-				acc[i] = w * x[i];
-			first = 0;
-		} else {
-			for (size_t i = 0; i < p->k; i++)
-				acc[i] += w * x[i];
-		}
 	}
-	if (p->fused && first)
-		memset(acc, 0, p->k * sizeof(*acc));
+}
+
+/*
+ * The weighted sum of the lanes at elements lo..hi-1 into acc, lane by
+ * lane in their order: the same sum, to the last bit, however many
+ * threads share the chunk, and the same as a stream folds (fl_agg_stream).
+ */
+static void
+fold_lanes(double *acc, const struct lane *lane, size_t nl, size_t lo,
+    size_t hi)
+{
+	if (!nl) {
+		memset(acc, 0, (hi - lo) * sizeof(*acc));
+		return;
+	}
+	for (size_t j = 0; j < nl; j++) {
+		const float *x = lane[j].x + lo;
+		const double w = lane[j].w;
+		if (j == 0)
+			for (size_t i = 0; i < hi - lo; i++)
+				acc[i] = w * x[i];
+		else
+			for (size_t i = 0; i < hi - lo; i++)
+				acc[i] += w * x[i];
+	}
 }
 
 static void
@@ -503,10 +572,10 @@ phase_combine(void *arg, int tid)
 	}
 	krange(p, tid, &lo, &hi);
 	if (p->fused) {
+		double *acc = p->acc[tid];
+		fold_lanes(acc, p->lane, n, lo, hi);
 		for (size_t e = lo; e < hi; e++) {
-			double s = p->acc[0][e];
-			for (int t = 1; t < p->pool.n; t++)
-				s += p->acc[t][e];
+			double s = acc[e - lo];
 			if (b)
 				s += p->basecoef * b[e];
 			p->out[e] = (float)(s / p->wsum);
@@ -2244,6 +2313,52 @@ agree(const struct fl_header *x, const char *xl, const struct fl_header *y,
 	return FL_OK;
 }
 
+/* Is input i a model of floats, with the tensors of the first? */
+static int
+check_input(const struct fl_agg *a, size_t i, char *err)
+{
+	const struct fl_header *h = &a->in[i].h;
+	int rc;
+
+	if (strcmp(h->kind, "model"))
+		return fl_err(err, FL_EDATA, "%s: a %s blob, not a model",
+		    a->in[i].label, h->kind);
+	if (i && (rc = agree(&a->in[0].h, a->in[0].label, h, a->in[i].label, 1, err)))
+		return rc;
+	for (size_t t = 0; t < h->ntensors; t++)
+		if (!fl_dtype_is_float(h->t[t].dtype))
+			return fl_err(err, FL_EDATA, "%s: tensor %s is %s; only "
+			    "float tensors can be averaged", a->in[i].label,
+			    h->t[t].name, fl_dtype_name(h->t[t].dtype));
+	return FL_OK;
+}
+
+/* Input i's weight, by the options' weighting (given weights: i of them). */
+static int
+input_weight(struct fl_agg *a, size_t i, char *err)
+{
+	struct fl_agg_input *in = &a->in[i];
+
+	switch (a->o.weighting) {
+	case FL_W_UNIFORM:
+		in->weight = 1;
+		break;
+	case FL_W_GIVEN:
+		if (i >= a->o.nweights)
+			return fl_err(err, FL_EUSAGE, "%zu weights for more inputs",
+			    a->o.nweights);
+		in->weight = a->o.weights[i];
+		break;
+	case FL_W_SAMPLES:
+		if (fl_val_get_double(fl_map_get(&in->h.meta, "samples"), &in->weight) ||
+		    !(in->weight >= 0) || !isfinite(in->weight))
+			return fl_err(err, FL_EDATA, "%s: no samples count in its meta "
+			    "(use --uniform or --weights)", in->label);
+		break;
+	}
+	return FL_OK;
+}
+
 static int
 check_inputs(struct fl_agg *a, char *err)
 {
@@ -2253,39 +2368,15 @@ check_inputs(struct fl_agg *a, char *err)
 
 	if (a->n == 0)
 		return fl_err(err, FL_EUSAGE, "no inputs");
-	for (size_t i = 0; i < a->n; i++) {
-		const struct fl_header *h = &a->in[i].h;
-		if (strcmp(h->kind, "model"))
-			return fl_err(err, FL_EDATA, "%s: a %s blob, not a model",
-			    a->in[i].label, h->kind);
-		if (i && (rc = agree(&a->in[0].h, a->in[0].label, h, a->in[i].label, 1, err)))
+	for (size_t i = 0; i < a->n; i++)
+		if ((rc = check_input(a, i, err)))
 			return rc;
-		for (size_t t = 0; t < h->ntensors; t++)
-			if (!fl_dtype_is_float(h->t[t].dtype))
-				return fl_err(err, FL_EDATA, "%s: tensor %s is %s; only "
-				    "float tensors can be averaged", a->in[i].label,
-				    h->t[t].name, fl_dtype_name(h->t[t].dtype));
-	}
 	if (o->weighting == FL_W_GIVEN && o->nweights != a->n)
 		return fl_err(err, FL_EUSAGE, "%zu weights for %zu inputs",
 		    o->nweights, a->n);
-	for (size_t i = 0; i < a->n; i++) {
-		struct fl_agg_input *in = &a->in[i];
-		switch (o->weighting) {
-		case FL_W_UNIFORM:
-			in->weight = 1;
-			break;
-		case FL_W_GIVEN:
-			in->weight = o->weights[i];
-			break;
-		case FL_W_SAMPLES:
-			if (fl_val_get_double(fl_map_get(&in->h.meta, "samples"), &in->weight) ||
-			    !(in->weight >= 0) || !isfinite(in->weight))
-				return fl_err(err, FL_EDATA, "%s: no samples count in its meta "
-				    "(use --uniform or --weights)", in->label);
-			break;
-		}
-	}
+	for (size_t i = 0; i < a->n; i++)
+		if ((rc = input_weight(a, i, err)))
+			return rc;
 	if (o->rule == FL_AGG_KRUM) {
 		size_t m = o->multi ? o->multi : 1;
 		if (a->n < 2 * o->byzantine + 3)
@@ -2315,6 +2406,280 @@ check_inputs(struct fl_agg *a, char *err)
 	return agree(&a->in[0].h, a->in[0].label, &a->base, o->base, 0, err);
 }
 
+/*
+ * Streaming: standard input's blobs folded into the weighted sum as they
+ * arrive, so that the mean of models coming down a pipe from fl-fit is
+ * ready when the last one is, with no spool. The sum is the lockstep
+ * pass's to the last bit (as it runs on spools): tensors that pass maps
+ * (f32, MAP_MIN bytes or more) summed with FMA by whole blocks of 64 when
+ * wide and finished by wide_finish, the others a product and a sum and a
+ * division, input by input in their order.
+ */
+#define STREAM_CHUNK (1 << 16)	/* elements read at a time, a multiple of 64 */
+#define STREAM_MAX (256u << 20)	/* bytes of the sum, at most; more: spool */
+#define STREAM_SPOOLED (-2)	/* stream_run: spooled instead */
+
+struct stream {
+	double *acc;		/* the sum, each tensor 64-byte aligned */
+	uint64_t *aoff;		/* per tensor: where its sum begins */
+	size_t nt;		/* tensors */
+	float *x;		/* a chunk as f32 */
+	unsigned char *raw;	/* ... as stored, when not f32 */
+	double wsum;
+};
+
+static int
+stream_mapped(const struct fl_tensor *t)
+{
+	return t->dtype == FL_F32 && fl_tensor_nbytes(t) >= MAP_MIN;
+}
+
+/* acc = w x over n floats (first) or acc += w x: acc16, as wide_group. */
+__attribute__((target("avx512f")))
+static void
+wide_axpy(double *acc, const float *x, size_t n, double w, int first)
+{
+	const __m512d wv = _mm512_set1_pd(w);
+
+	for (size_t i = 0; i < n; i += 16)
+		acc16(acc + i, _mm512_loadu_si512(x + i), wv, first ? 0 : 1);
+}
+
+/* Fold k floats of a tensor (mapped: as the mapped path would) into acc. */
+static void
+stream_fold(double *acc, const float *x, size_t k, double w, int first,
+    int mapped)
+{
+	size_t kv = 0;
+
+	if (mapped && wide) {
+		kv = k & ~(size_t)63;
+		wide_axpy(acc, x, kv, w, first);
+		for (size_t i = kv; i < k; i++)	/* stripe_run's tail */
+			acc[i] = (first ? 0 : acc[i]) + w * x[i];
+	} else if (first) {
+		for (size_t i = 0; i < k; i++)
+			acc[i] = w * x[i];
+	} else {
+		for (size_t i = 0; i < k; i++)
+			acc[i] += w * x[i];
+	}
+}
+
+/* The sum's layout and buffers, for the first blob's tensors: FL_ELIMIT
+ * when it would take more than STREAM_MAX. */
+static int
+stream_open(struct stream *st, const struct fl_header *h, char *err)
+{
+	uint64_t n = 0;
+
+	pthread_once(&wide_once, wide_init);
+	memset(st, 0, sizeof(*st));
+	for (size_t i = 0; i < h->ntensors; i++)
+		n = ((n + 7) & ~(uint64_t)7) + fl_tensor_numel(&h->t[i]);
+	if (n > STREAM_MAX / sizeof(double))
+		return FL_ELIMIT;
+	if (!(st->aoff = calloc(h->ntensors + 1, sizeof(*st->aoff))) ||
+	    !(st->acc = aligned_alloc(64, ((n * sizeof(double) + 63) & ~(uint64_t)63) + 64)) ||
+	    !(st->x = aligned_alloc(64, STREAM_CHUNK * sizeof(float))) ||
+	    !(st->raw = malloc(STREAM_CHUNK * 8)))
+		return fl_err(err, FL_EFAIL, "out of memory");
+	n = 0;
+	for (size_t i = 0; i < h->ntensors; i++) {
+		n = (n + 7) & ~(uint64_t)7;
+		st->aoff[i] = n;
+		n += fl_tensor_numel(&h->t[i]);
+	}
+	st->nt = h->ntensors;
+	return FL_OK;
+}
+
+static void
+stream_close(struct stream *st)
+{
+	free(st->acc);
+	free(st->aoff);
+	free(st->x);
+	free(st->raw);
+}
+
+/* Read the reader's current blob, input i (its header copied there), and
+ * fold it into the sum. */
+static int
+stream_blob(struct fl_agg *a, struct stream *st, struct fl_reader *r, size_t i,
+    char *err)
+{
+	struct fl_agg_input *in = &a->in[i];
+	const struct fl_header *h = &in->h;
+	int rc;
+
+	if ((rc = check_input(a, i, err)) || (rc = input_weight(a, i, err)))
+		return rc;
+	for (size_t ti = 0; ti < h->ntensors && ti < st->nt; ti++) {
+		const struct fl_tensor *t = &h->t[ti];
+		const uint64_t numel = fl_tensor_numel(t);
+		const int mapped = stream_mapped(t);
+		if ((rc = fl_reader_begin(r, ti, err)))
+			return rc;
+		for (uint64_t off = 0; off < numel; off += STREAM_CHUNK) {
+			size_t k = (size_t)(numel - off < STREAM_CHUNK ? numel - off :
+			    STREAM_CHUNK);
+			int64_t e;
+			if (t->dtype == FL_F32) {
+				rc = fl_reader_read(r, st->x, k * sizeof(float), err);
+			} else if (!(rc = fl_reader_read(r, st->raw,
+			    k * fl_dtype_size(t->dtype), err))) {
+				fl_convert(st->x, FL_F32, st->raw, t->dtype, k);
+			}
+			if (rc)
+				return rc;
+			if (any_nonfinite(st->x, k) && (e = first_nonfinite(st->x, k)) >= 0)
+				return fl_err(err, FL_EDATA, "%s: tensor %s holds %s at "
+				    "element %lld (--skip-bad leaves such inputs out)",
+				    in->label, t->name, nonfinite_name(st->x[e]),
+				    (long long)(off + (uint64_t)e));
+			stream_fold(st->acc + st->aoff[ti] + off, st->x, k, in->weight,
+			    i == 0, mapped);
+		}
+	}
+	st->wsum += in->weight;
+	return fl_reader_finish(r, err);
+}
+
+/* The mean, from the sum, into a blob on out_fd. */
+static int
+stream_write(struct fl_agg *a, struct stream *st, int out_fd,
+    const char *out_name, char *err)
+{
+	const struct fl_header *h = &a->in[0].h;
+	struct fl_header oh;
+	struct fl_writer w;
+	float *out = st->x;
+	int rc, wopen = 0;
+
+	fl_header_init(&oh, h->kind);
+	fl_val_release(&oh.meta);
+	if (build_meta(a, &oh.meta, a->n)) {
+		rc = fl_err(err, FL_EFAIL, "out of memory");
+		goto out;
+	}
+	for (size_t i = 0; i < h->ntensors; i++)
+		if (fl_header_add(&oh, h->t[i].name, h->t[i].dtype, h->t[i].ndim,
+		    h->t[i].shape) < 0) {
+			rc = fl_err(err, FL_EFAIL, "out of memory");
+			goto out;
+		}
+	if ((rc = fl_writer_begin(&w, out_fd, out_name, &oh, err)))
+		goto out;
+	wopen = 1;
+	fl_writer_reserve(&w);
+	for (size_t ti = 0; ti < h->ntensors; ti++) {
+		const struct fl_tensor *t = &h->t[ti];
+		const uint64_t numel = fl_tensor_numel(t);
+		const int mapped = stream_mapped(t);
+		for (uint64_t off = 0; off < numel; off += STREAM_CHUNK) {
+			size_t k = (size_t)(numel - off < STREAM_CHUNK ? numel - off :
+			    STREAM_CHUNK);
+			const double *acc = st->acc + st->aoff[ti] + off;
+			int bad;
+			if (mapped && wide) {
+				bad = wide_finish(out, acc, NULL, 0, st->wsum, k);
+			} else {
+				for (size_t e = 0; e < k; e++)
+					out[e] = (float)(acc[e] / st->wsum);
+				bad = any_nonfinite(out, k);
+			}
+			if (bad) {
+				rc = fl_err(err, FL_EDATA, "tensor %s: the weighted sum "
+				    "overflows at element %lld", t->name,
+				    (long long)(off + (uint64_t)first_nonfinite(out, k)));
+				goto out;
+			}
+			if (t->dtype == FL_F32) {
+				rc = fl_writer_write(&w, out, k * sizeof(float), err);
+			} else {
+				fl_convert(st->raw, t->dtype, out, FL_F32, k);
+				rc = fl_writer_write(&w, st->raw, k * fl_dtype_size(t->dtype),
+				    err);
+			}
+			if (rc)
+				goto out;
+		}
+	}
+	wopen = 0;
+	rc = fl_writer_end(&w, err);
+out:
+	/* As main_pass: no half-written blob left on a seekable output. */
+	if (wopen && w.seekable && ftruncate(out_fd, (off_t)w.start) < 0)
+		rc = rc ? rc : FL_EIO;
+	if (wopen)
+		fl_writer_abort(&w);
+	fl_header_release(&oh);
+	return rc;
+}
+
+/*
+ * Standard input, the only input: fold each blob in as it comes, then
+ * write the mean. A sum too big for STREAM_MAX spools the blobs as
+ * fl_agg_add would have and returns STREAM_SPOOLED: the lockstep way then.
+ */
+static int
+stream_run(struct fl_agg *a, int out_fd, const char *out_name, char *err)
+{
+	struct fl_reader r;
+	struct fl_header hs[2];
+	struct stream st;
+	int rc, c = 0, nb = 0;
+	char label[FL_ERRLEN / 4];
+
+	memset(&st, 0, sizeof(st));
+	memset(hs, 0, sizeof(hs));
+	if ((rc = fl_reader_open(&r, "-", err)))
+		return rc;
+	while ((rc = fl_reader_next(&r, &hs[c], err)) == FL_OK) {
+		struct fl_agg_input *in;
+		fl_header_release(&hs[c ^ 1]);
+		nb++;
+		if (nb == 1 && (rc = stream_open(&st, &hs[c], err))) {
+			if (rc == FL_ELIMIT &&
+			    !(rc = add_blob(a, &r, &hs[c], "-", 1, err)) &&
+			    !(rc = add_rest(a, &r, hs, c ^ 1, 1, 0, "-", err)))
+				rc = STREAM_SPOOLED;
+			break;
+		}
+		if (nb == 2)
+			number_first(a, 0);
+		blob_label(label, sizeof(label), "<stdin>", nb);
+		if (!(in = new_input(a, label, NULL, err))) {
+			rc = FL_EFAIL;
+			break;
+		}
+		in->blob = nb - 1;
+		fl_header_release(&in->h);
+		if (fl_header_copy(&in->h, &hs[c])) {
+			rc = fl_err(err, FL_EFAIL, "out of memory");
+			break;
+		}
+		if ((rc = stream_blob(a, &st, &r, a->n - 1, err)))
+			break;
+		c ^= 1;
+	}
+	fl_reader_close(&r);
+	fl_header_release(&hs[0]);
+	fl_header_release(&hs[1]);
+	if (rc == FL_EOF)
+		rc = nb ? FL_OK : fl_err(err, FL_EBLOB, "<stdin>: no blob in "
+		    "standard input");
+	if (!rc && (rc = check_inputs(a, err)) == FL_OK) {
+		if (!(st.wsum > 0))
+			rc = fl_err(err, FL_EDATA, "the inputs' weights sum to zero");
+		else
+			rc = stream_write(a, &st, out_fd, out_name, err);
+	}
+	stream_close(&st);
+	return rc;
+}
+
 int
 fl_agg_run(struct fl_agg *a, int out_fd, const char *out_name, int state_fd,
     const char *state_name, char *err)
@@ -2325,6 +2690,11 @@ fl_agg_run(struct fl_agg *a, int out_fd, const char *out_name, int state_fd,
 	if (!a->o.seeded && getrandom(&a->o.seed, sizeof(a->o.seed), 0) !=
 	    sizeof(a->o.seed))
 		a->o.seed = (uint64_t)(fl_monotonic() * 1e9);
+	if (a->stdin_pending) {
+		a->stdin_pending = 0;
+		if ((rc = stream_run(a, out_fd, out_name, err)) != STREAM_SPOOLED)
+			return rc;
+	}
 	if ((rc = check_inputs(a, err)))
 		return rc;
 	npasses = a->o.skip_bad || a->o.clip > 0 || a->o.rule == FL_AGG_KRUM ? 2 : 1;

@@ -80,6 +80,8 @@ struct fl_agg {
 	struct fl_agg_input *in;
 	size_t n;
 	int stdin_used;
+	int stdin_pending;	/* standard input, not read yet: fl_agg_run
+				 * folds its blobs in as they come */
 	uint64_t spooled_mem;	/* bytes of standard input spooled in memory */
 	struct fl_header base;
 	int has_base;
@@ -93,7 +95,10 @@ void fl_agg_release(struct fl_agg *a);
 /*
  * Add an input: a blob file, or "-" for every blob on standard input,
  * spooled to unlinked temporary files so that all inputs can be read in
- * lockstep and more than once.
+ * lockstep and more than once. Standard input as the first input of a
+ * weighted mean (no base, clip or --skip-bad) is left to fl_agg_run, which
+ * folds its blobs into the sum as they arrive, with no spool, unless
+ * another input follows it; a->n counts its blobs only then.
  */
 int fl_agg_add(struct fl_agg *a, const char *path, char *err);
 /*

@@ -338,7 +338,8 @@ print("%.6f [2.375, -2.375, 0.5]" % ((v[0] + 3 * v[1] + 4 * v[2]) / 8))')"
 spool_of() {
 	local pid l=
 	mkfifo in.fifo
-	TMPDIR=$PWD/sp fl-avg --uniform - <in.fifo >got.blob &
+	# --skip-bad reads its inputs twice: standard input is spooled
+	TMPDIR=$PWD/sp fl-avg --uniform --skip-bad - <in.fifo >got.blob &
 	pid=$!
 	exec 5>in.fifo
 	cat "$1" >&5
@@ -370,6 +371,123 @@ spool_of() {
 	run -0 crcs b1.blob; want=$output
 	run -0 crcs got.blob; assert_output "$want"
 	[ -z "$(ls -A sp)" ]
+}
+
+# rndmodel FILE N SEED SAMPLES: a model of N random f32 (mapped when 16384
+# or more), 1000 f32 (read in chunks) and 777 f64 (converted); $NAN_AT puts
+# a NaN in the first
+rndmodel() {
+	python3 - "$FIXTURES" "$@" <<'PY'
+import array, os, random, struct, sys, zlib
+sys.path.insert(0, sys.argv[1])
+from mkblob import MAGIC, pack, pad
+path, n, seed, samples = sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
+r = random.Random(seed)
+tens, data = [], []
+for name, code, k in (("w", "f", n), ("b", "f", 1000), ("d", "d", 777)):
+    v = array.array(code, [r.gauss(0, 1) for _ in range(k)])
+    if name == "w" and os.environ.get("NAN_AT"):
+        v[int(os.environ["NAN_AT"])] = float("nan")
+    raw = v.tobytes()
+    data.append(raw)
+    tens.append({"name": name, "dtype": "f32" if code == "f" else "f64",
+                 "shape": [k], "enc": "raw", "size": len(raw),
+                 "crc32": zlib.crc32(raw)})
+hdr = pack({"v": 1, "kind": "model", "meta": {"samples": samples, "round": 1},
+            "tensors": tens})
+out = MAGIC + struct.pack("<I", len(hdr)) + hdr
+with open(path, "wb") as f:
+    f.write(out + b"\0" * pad(len(out)))
+    for raw in data:
+        f.write(raw + b"\0" * pad(len(raw)))
+PY
+}
+
+@test "fl-avg: standard input alone is summed as its blobs come, to the same bits as files" {
+	# 20003 floats: mapped, with a tail of 35 past the last block of 64
+	for i in 1 2 3 4; do rndmodel r$i.blob 20003 $i $((i * 7)); done
+	for w in "" "--weights 0.1,0.7,1.3,0.45" "--uniform"; do
+		run -0 fl-avg $w -o f.blob r1.blob r2.blob r3.blob r4.blob
+		run -0 crcs f.blob; want=$output
+		run -0 bash -c "cat r1.blob r2.blob r3.blob r4.blob | fl-avg $w - >p.blob"
+		run -0 crcs p.blob; [ "$output" = "$want" ] || { echo "$w: $output != $want"; false; }
+		# the spool and the lockstep pass, as before streaming
+		run -0 bash -c "cat r1.blob r2.blob | fl-avg $w - r3.blob r4.blob >q.blob"
+		run -0 crcs q.blob; [ "$output" = "$want" ] || { echo "$w: $output != $want"; false; }
+		FL_AGG_GENERIC=1 run -0 fl-avg $w -o g.blob r1.blob r2.blob r3.blob r4.blob
+		run -0 crcs g.blob; want=$output
+		FL_AGG_GENERIC=1 run -0 bash -c "cat r1.blob r2.blob r3.blob r4.blob | fl-avg $w - >h.blob"
+		run -0 crcs h.blob; [ "$output" = "$want" ] || { echo "generic $w: $output != $want"; false; }
+	done
+	# 0.1 * 3 - 0.1 * 3 is 0 as a product and a sum, and the product's
+	# rounding error with a fused multiply-add, as the wide kernels sum
+	# tensors that are mapped: the stream sums each tensor the same way.
+	for v in 3 -3; do
+		mk c$v.blob "$(python3 -c 'import json,sys; v = float(sys.argv[1])
+print(json.dumps({"meta": {"samples": 1}, "tensors": [["w", "f32", [16448], [v] * 16448],
+    ["b", "f32", [64], [v] * 64]]}))' $v)"
+	done
+	for g in 0 1; do
+		FL_AGG_GENERIC=$g run -0 fl-avg --weights 0.1,0.1 -o f.blob c3.blob c-3.blob
+		run -0 crcs f.blob; want=$output
+		FL_AGG_GENERIC=$g run -0 bash -c 'cat c3.blob c-3.blob | fl-avg --weights 0.1,0.1 - >p.blob'
+		run -0 crcs p.blob; [ "$output" = "$want" ] || { echo "generic=$g: $output != $want"; false; }
+	done
+	run -0 bash -c 'cat r1.blob r2.blob r3.blob r4.blob | fl-avg - >p.blob'
+	run -0 meta p.blob samples; assert_output 70
+	run -0 meta p.blob round; assert_output 2
+	run -0 --separate-stderr bash -c 'cat r1.blob r2.blob | fl-avg -v - >v.blob'
+	stderr_has '2 inputs, folded in as they came'
+	# No spool: while the first blob is summed and the second has not
+	# come, fl-avg holds no memfd and nothing in TMPDIR.
+	mkdir sp
+	mkfifo in.fifo
+	TMPDIR=$PWD/sp fl-avg --uniform - <in.fifo >got.blob &
+	pid=$!
+	exec 5>in.fifo
+	cat r1.blob >&5
+	sleep 0.5
+	run ls -l /proc/$pid/fd
+	cat r2.blob >&5
+	exec 5>&-
+	wait $pid
+	refute_output --partial memfd:
+	refute_output --partial "$PWD/sp"
+	[ -z "$(ls -A sp)" ]
+	run -0 fl-avg --uniform -o want.blob r1.blob r2.blob
+	run -0 crcs want.blob; want=$output
+	run -0 crcs got.blob; assert_output "$want"
+	# A blob that is bad mid-stream: named, nothing written.
+	NAN_AT=7 rndmodel n.blob 20003 9 1
+	run -10 --separate-stderr bash -c 'cat r1.blob n.blob r2.blob | fl-avg - >o.blob'
+	stderr_has '<stdin> (blob 2): tensor w holds NaN at element 7'
+	[ ! -s o.blob ]
+	head -c 5000 r2.blob >cut.blob
+	run -4 --separate-stderr bash -c 'cat r1.blob cut.blob | fl-avg - >o.blob'
+	stderr_has '<stdin> (blob 2)'
+	[ ! -s o.blob ]
+	run -10 --separate-stderr bash -c 'cat r1.blob a.blob | fl-avg - >o.blob'
+	stderr_has '<stdin> (blob 2): tensor w has shape [2,2], expected [20003] as in <stdin> (blob 1)'
+	run -2 --separate-stderr bash -c 'cat r1.blob r2.blob r3.blob | fl-avg --weights 1,2 - >o.blob'
+	stderr_has '2 weights for more inputs'
+	run -2 --separate-stderr bash -c 'cat r1.blob r2.blob | fl-avg --weights 1,2,3 - >o.blob'
+	stderr_has '3 weights for 2 inputs'
+}
+
+@test "fl-avg: the threads do not change the sum's bits" {
+	# 1e30 + 1 - 1e30 is 0 in that order and 1 in another: the inputs are
+	# summed in their order, however many threads share the work.
+	mk x.blob '{"meta":{"samples":1},"tensors":[["w","f32",[3],[1e30,5,1]]]}'
+	mk y.blob '{"meta":{"samples":1},"tensors":[["w","f32",[3],[1,1e30,2]]]}'
+	mk z.blob '{"meta":{"samples":1},"tensors":[["w","f32",[3],[-1e30,-1e30,3]]]}'
+	for t in 1 2 3; do
+		run -0 fl-avg --threads $t -o t.blob x.blob y.blob z.blob
+		run -0 tensors t.blob
+		assert_output '{"w":[0.0,0.0,2.0]}'
+	done
+	run -0 bash -c 'cat x.blob y.blob z.blob | fl-avg - >p.blob'
+	run -0 tensors p.blob
+	assert_output '{"w":[0.0,0.0,2.0]}'
 }
 
 # same_values A B: the tensors of A and B hold the same float32 values
