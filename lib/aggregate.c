@@ -513,6 +513,10 @@ phase_read(void *arg, int tid)
 	}
 }
 
+static void axpy(double *acc, const float *x, size_t k, double w, int first);
+static int generic_finish(float *out, const double *acc, const float *base,
+    double bc, double wsum, size_t n);
+
 /*
  * The weighted sum of the lanes at elements lo..hi-1 into acc, lane by
  * lane in their order: the same sum, to the last bit, however many
@@ -526,16 +530,8 @@ fold_lanes(double *acc, const struct lane *lane, size_t nl, size_t lo,
 		memset(acc, 0, (hi - lo) * sizeof(*acc));
 		return;
 	}
-	for (size_t j = 0; j < nl; j++) {
-		const float *x = lane[j].x + lo;
-		const double w = lane[j].w;
-		if (j == 0)
-			for (size_t i = 0; i < hi - lo; i++)
-				acc[i] = w * x[i];
-		else
-			for (size_t i = 0; i < hi - lo; i++)
-				acc[i] += w * x[i];
-	}
+	for (size_t j = 0; j < nl; j++)
+		axpy(acc, lane[j].x + lo, hi - lo, lane[j].w, j == 0);
 }
 
 static void
@@ -572,16 +568,11 @@ phase_combine(void *arg, int tid)
 	}
 	krange(p, tid, &lo, &hi);
 	if (p->fused) {
-		double *acc = p->acc[tid];
-		fold_lanes(acc, p->lane, n, lo, hi);
-		for (size_t e = lo; e < hi; e++) {
-			double s = acc[e - lo];
-			if (b)
-				s += p->basecoef * b[e];
-			p->out[e] = (float)(s / p->wsum);
-		}
-		int64_t e = first_nonfinite(p->out + lo, hi - lo);
-		if (e >= 0)
+		int64_t e;
+		fold_lanes(p->acc[tid], p->lane, n, lo, hi);
+		if (generic_finish(p->out + lo, p->acc[tid], b ? b + lo : NULL,
+		    p->basecoef, p->wsum, hi - lo) &&
+		    (e = first_nonfinite(p->out + lo, hi - lo)) >= 0)
 			p->badel[tid] = (int64_t)lo + e;
 		return;
 	}
@@ -790,6 +781,7 @@ struct crcst {
 
 static uint64_t kfold[2] __attribute__((aligned(16)));
 static int wide;
+static int avx2;	/* the generic kernels by AVX2: the same bits */
 static pthread_once_t wide_once = PTHREAD_ONCE_INIT;
 
 /* x^e mod P as a reflected 64-bit PCLMUL operand (x^j at bit 63 - j). */
@@ -819,6 +811,7 @@ wide_init(void)
 	__builtin_cpu_init();
 	wide = __builtin_cpu_supports("avx512f") &&
 	    __builtin_cpu_supports("vpclmulqdq") && !(g && *g && strcmp(g, "0"));
+	avx2 = __builtin_cpu_supports("avx2") && !(g && !strcmp(g, "scalar"));
 }
 
 #define FOLD(c, v) _mm512_ternarylogic_epi64(_mm512_clmulepi64_epi128((c), \
@@ -1102,6 +1095,88 @@ any_nonfinite_wide(const float *x, size_t n)
 }
 
 /* Nonzero if any of x[0..n-1] is NaN or Inf (vectorises: no branch). */
+/*
+ * The generic kernels by AVX2 (no FMA): the same products, sums and
+ * quotients, element by element, as their scalar loops, so the same bits;
+ * FL_AGG_GENERIC=scalar keeps to the loops.
+ */
+__attribute__((target("avx2")))
+static int
+any_nonfinite_avx2(const float *x, size_t n)
+{
+	const __m256i m = _mm256_set1_epi32(0x7f800000);
+	__m256i r = _mm256_setzero_si256();
+	size_t i = 0;
+	unsigned t = 0;
+
+	for (; i + 8 <= n; i += 8) {
+		__m256i v = _mm256_and_si256(_mm256_loadu_si256((const __m256i *)(x + i)), m);
+		r = _mm256_or_si256(r, _mm256_cmpeq_epi32(v, m));
+	}
+	for (; i < n; i++) {
+		uint32_t u;
+		memcpy(&u, &x[i], sizeof(u));
+		t |= (~u & 0x7f800000u) == 0;
+	}
+	return t || !_mm256_testz_si256(r, r);
+}
+
+/* acc = w x (first) or acc += w x, over k floats. */
+__attribute__((target("avx2")))
+static void
+axpy_avx2(double *acc, const float *x, size_t k, double w, int first)
+{
+	const __m256d wv = _mm256_set1_pd(w);
+	size_t i = 0;
+
+	for (; i + 4 <= k; i += 4) {
+		__m256d p = _mm256_mul_pd(wv, _mm256_cvtps_pd(_mm_loadu_ps(x + i)));
+		if (!first)
+			p = _mm256_add_pd(_mm256_loadu_pd(acc + i), p);
+		_mm256_storeu_pd(acc + i, p);
+	}
+	for (; i < k; i++)
+		acc[i] = first ? w * x[i] : acc[i] + w * x[i];
+}
+
+static void
+axpy(double *acc, const float *x, size_t k, double w, int first)
+{
+	if (avx2) {
+		axpy_avx2(acc, x, k, w, first);
+	} else if (first) {
+		for (size_t i = 0; i < k; i++)
+			acc[i] = w * x[i];
+	} else {
+		for (size_t i = 0; i < k; i++)
+			acc[i] += w * x[i];
+	}
+}
+
+/* out = (acc + bc base) / wsum over n (base may be NULL). */
+__attribute__((target("avx2")))
+static void
+finish_avx2(float *out, const double *acc, const float *base, double bc,
+    double wsum, size_t n)
+{
+	const __m256d d = _mm256_set1_pd(wsum), c = _mm256_set1_pd(bc);
+	size_t i = 0;
+
+	for (; i + 4 <= n; i += 4) {
+		__m256d v = _mm256_loadu_pd(acc + i);
+		if (base)
+			v = _mm256_add_pd(v, _mm256_mul_pd(c,
+			    _mm256_cvtps_pd(_mm_loadu_ps(base + i))));
+		_mm_storeu_ps(out + i, _mm256_cvtpd_ps(_mm256_div_pd(v, d)));
+	}
+	for (; i < n; i++) {
+		double v = acc[i];
+		if (base)
+			v += bc * base[i];
+		out[i] = (float)(v / wsum);
+	}
+}
+
 static int
 any_nonfinite(const float *x, size_t n)
 {
@@ -1109,6 +1184,8 @@ any_nonfinite(const float *x, size_t n)
 
 	if (wide)
 		return any_nonfinite_wide(x, n);
+	if (avx2)
+		return any_nonfinite_avx2(x, n);
 	for (size_t i = 0; i < n; i++) {
 		uint32_t u;
 		memcpy(&u, &x[i], sizeof(u));
@@ -1196,6 +1273,10 @@ static int
 generic_finish(float *out, const double *acc, const float *base, double bc,
     double wsum, size_t n)
 {
+	if (avx2) {
+		finish_avx2(out, acc, base, bc, wsum, n);
+		return any_nonfinite(out, n);
+	}
 	for (size_t i = 0; i < n; i++) {
 		double v = acc[i];
 		if (base)
@@ -1309,12 +1390,8 @@ stripe_run(struct mjob *j, size_t s, int tid)
 				wide_lane(&st[l], x, kv / 64, acc, w, mode);
 			} else {
 				st[l].crc = fl_crc32(st[l].crc, x, kv * sizeof(float));
-				if (mode == 0)
-					for (size_t i = 0; i < kv; i++)
-						acc[i] = w * x[i];
-				else if (mode == 1)
-					for (size_t i = 0; i < kv; i++)
-						acc[i] += w * x[i];
+				if (mode != 2)
+					axpy(acc, x, kv, w, mode == 0);
 			}
 			for (size_t i = kv; i < kb && mode != 2; i++)
 				acc[i] = (mode ? acc[i] : 0) + w * x[i];
@@ -2457,12 +2534,8 @@ stream_fold(double *acc, const float *x, size_t k, double w, int first,
 		wide_axpy(acc, x, kv, w, first);
 		for (size_t i = kv; i < k; i++)	/* stripe_run's tail */
 			acc[i] = (first ? 0 : acc[i]) + w * x[i];
-	} else if (first) {
-		for (size_t i = 0; i < k; i++)
-			acc[i] = w * x[i];
 	} else {
-		for (size_t i = 0; i < k; i++)
-			acc[i] += w * x[i];
+		axpy(acc, x, k, w, first);
 	}
 }
 
@@ -2582,13 +2655,10 @@ stream_write(struct fl_agg *a, struct stream *st, int out_fd,
 			    STREAM_CHUNK);
 			const double *acc = st->acc + st->aoff[ti] + off;
 			int bad;
-			if (mapped && wide) {
+			if (mapped && wide)
 				bad = wide_finish(out, acc, NULL, 0, st->wsum, k);
-			} else {
-				for (size_t e = 0; e < k; e++)
-					out[e] = (float)(acc[e] / st->wsum);
-				bad = any_nonfinite(out, k);
-			}
+			else
+				bad = generic_finish(out, acc, NULL, 0, st->wsum, k);
 			if (bad) {
 				rc = fl_err(err, FL_EDATA, "tensor %s: the weighted sum "
 				    "overflows at element %lld", t->name,
