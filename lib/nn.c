@@ -490,7 +490,22 @@ fl_net_reinit(struct fl_net *net, const struct fl_arch *arch, int maxbatch,
 size_t
 fl_net_bytes(const struct fl_net *net)
 {
-	return (net->nparams * (net->shared ? 1 : 2) + net->nacts) * sizeof(float);
+	return (net->nparams * (net->shared ? 1 : 2) + net->nacts + net->nscratch) *
+	    sizeof(float);
+}
+
+float *
+fl_net_scratch(struct fl_net *net, size_t n)
+{
+	float *p;
+
+	if (n <= net->nscratch)
+		return net->scratch;
+	if (!(p = realloc(net->scratch, n * sizeof(*p))))
+		return NULL;
+	net->scratch = p;
+	net->nscratch = n;
+	return p;
 }
 
 int
@@ -509,6 +524,7 @@ fl_net_release(struct fl_net *net)
 	ffree(net->acts, net->nacts);
 	free(net->tensor);
 	free(net->layer);
+	free(net->scratch);
 	memset(net, 0, sizeof *net);
 }
 

@@ -105,6 +105,8 @@ struct fl_net {
 	int batch;		/* rows of the last forward */
 	int train;		/* the last forward was in training mode */
 	int shared;		/* params borrowed (fl_net_init_shared) */
+	float *scratch;		/* owned: fl_net_scratch's */
+	size_t nscratch;
 };
 
 /*
@@ -133,6 +135,10 @@ int fl_net_reinit(struct fl_net *net, const struct fl_arch *arch, int maxbatch,
     char *err);
 /* Bytes of memory net holds. */
 size_t fl_net_bytes(const struct fl_net *net);
+/* A work buffer of n floats that lives with net (fl_fit's batch), so that
+ * a net kept from one fit to the next needs no fresh memory for it; NULL
+ * when out of memory. Its contents are the caller's. */
+float *fl_net_scratch(struct fl_net *net, size_t n);
 void fl_net_release(struct fl_net *net);
 /* PyTorch's default Linear init: weight and bias U(-1/sqrt(IN), 1/sqrt(IN)). */
 void fl_net_init_params(struct fl_net *net, struct fl_rng *rng);

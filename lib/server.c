@@ -425,13 +425,13 @@ req_free(struct req *r)
 
 	for (c = r->qhead; c; c = n) {
 		n = c->next;
-		free(c);
+		srv_chunk_free(r->s, c);
 	}
 	for (c = r->spare; c; c = n) {
 		n = c->next;
-		free(c);
+		srv_chunk_free(r->s, c);
 	}
-	free(r->fill);
+	srv_chunk_free(r->s, r->fill);
 	free(r->rbuf);
 	if (r->up.tmp)
 		fl_store_abort(&r->up);
@@ -1727,6 +1727,7 @@ fl_server_new(struct fl_server **out, const struct fl_server_opts *o, char *err)
 	if (o->ndatasets)
 		fl_train_threads(1);
 	pthread_mutex_init(&s->dmu, NULL);
+	pthread_mutex_init(&s->cmu, NULL);
 	if (!(s->ds = calloc(o->ndatasets + 1, sizeof(*s->ds))) ||
 	    !(s->dcache = calloc(o->ndatasets + 1, sizeof(*s->dcache))) ||
 	    !(s->dcached = calloc(o->ndatasets + 1, sizeof(*s->dcached)))) {
@@ -1845,6 +1846,11 @@ fl_server_free(struct fl_server *s)
 	free(s->dcache);
 	free(s->dcached);
 	pthread_mutex_destroy(&s->dmu);
+	for (struct chunk *c = s->cpool, *n; c; c = n) {
+		n = c->next;
+		free(c);
+	}
+	pthread_mutex_destroy(&s->cmu);
 	if (s->curl_init)
 		curl_global_cleanup();
 	pthread_mutex_destroy(&s->qmu);

@@ -179,6 +179,11 @@ struct fl_server {
 	pthread_mutex_t dmu;
 	struct fl_dataset *dcache;
 	int *dcached;
+	/* upload chunks of the full size no request holds (cmu), a few, for
+	 * the next upload: their pages stay faulted in (srv_chunk_free) */
+	pthread_mutex_t cmu;
+	struct chunk *cpool;
+	unsigned ncpool;
 };
 
 /* 1 when strings a and b are equal; the time taken depends on their
@@ -215,6 +220,8 @@ int srv_pool_start(struct fl_server *s, char *err);
 void srv_pool_stop(struct fl_server *s);
 /* A piece of the body: 1 when the socket should pause, -1 on failure. */
 int srv_body_chunk(struct req *r, const void *p, size_t n);
+/* Give back an upload chunk no request holds any more. */
+void srv_chunk_free(struct fl_server *s, struct chunk *c);
 /* Read r->fd's next piece of the reply into r->rbuf on a worker. */
 void srv_read_piece(struct req *r);
 /* The body is whole: start the work that replies. */

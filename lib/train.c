@@ -426,7 +426,7 @@ fl_fit(struct fl_net *net, const struct fl_dataset *d,
 	f.err = err;
 	f.t0 = fl_monotonic();
 	f.perm = malloc(d->n * sizeof(*f.perm));
-	f.xb = malloc((size_t)o->batch * F * sizeof(*f.xb) + 1);
+	f.xb = fl_net_scratch(net, (size_t)o->batch * F + 1);	/* kept with net */
 	if (ce)
 		f.yb = malloc((size_t)o->batch * sizeof(*f.yb));
 	else
@@ -508,7 +508,6 @@ out:
 	free(f.part);
 	fl_optim_release(&opt);
 	free(f.perm);
-	free(f.xb);
 	free(f.yb);
 	free(f.tb);
 	free(f.w0);

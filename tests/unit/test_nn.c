@@ -715,6 +715,19 @@ test_reinit(void)
 	rc = fl_net_reinit(&net, &b, 16, err);
 	CHECK(rc == FL_OK && net.params == p && p[0] == 7 && net.batch == 0,
 	    "the same arch and batch: the same buffers kept");
+	{
+		float *s1 = fl_net_scratch(&net, 100), *s2;
+		size_t bytes = fl_net_bytes(&net);
+		s1[99] = 3;
+		s2 = fl_net_scratch(&net, 50);
+		CHECK(s1 && s2 == s1 && s2[99] == 3, "a smaller scratch: the same one");
+		rc = fl_net_reinit(&net, &b, 16, err);
+		CHECK(rc == FL_OK && net.scratch == s1 && fl_net_bytes(&net) == bytes,
+		    "the scratch is kept with the net, and counted");
+		s2 = fl_net_scratch(&net, 1000);
+		CHECK(s2 && net.nscratch == 1000 && s2[99] == 3, "a bigger scratch keeps "
+		    "what it held");
+	}
 	rc = fl_net_reinit(&net, &b, 32, err);
 	CHECK(rc == FL_OK && net.maxbatch == 32 && net.params[0] == 0,
 	    "another batch size: set up anew");
