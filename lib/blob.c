@@ -1,6 +1,7 @@
 /* blob.c: FLB v1 headers and the streaming blob reader. */
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -408,12 +409,51 @@ fl_reader_offset(const struct fl_reader *r)
 	return r->remain == UINT64_MAX ? UINT64_MAX : r->base + r->streampos;
 }
 
+/*
+ * A reader's first buffer, kept by its thread for the next reader: a fresh
+ * one is mapped and faulted in page by page (RBUF_FIRST is as big as the
+ * blocks fl-serve's malloc maps), 16 pages for each blob a fit opens.
+ */
+static pthread_key_t spare_key;
+static pthread_once_t spare_once = PTHREAD_ONCE_INIT;
+
+static void
+spare_init(void)
+{
+	pthread_key_create(&spare_key, free);
+}
+
+static unsigned char *
+buf_first(void)
+{
+	unsigned char *p;
+
+	pthread_once(&spare_once, spare_init);
+	if ((p = pthread_getspecific(spare_key))) {
+		pthread_setspecific(spare_key, NULL);
+		return p;
+	}
+	return malloc(RBUF_FIRST);
+}
+
+static void
+buf_free(unsigned char *p, size_t cap)
+{
+	if (p && cap == RBUF_FIRST) {
+		pthread_once(&spare_once, spare_init);
+		if (!pthread_getspecific(spare_key) &&
+		    pthread_setspecific(spare_key, p) == 0)
+			return;
+	}
+	free(p);
+}
+
 void
 fl_reader_close(struct fl_reader *r)
 {
 	if (r->own_fd && r->fd >= 0)
 		close(r->fd);
-	free(r->buf);
+	buf_free(r->buf, r->bcap);
 	free(r->zbuf);
 	free(r->name);
 	memset(r, 0, sizeof(*r));
@@ -455,8 +495,8 @@ rd(struct fl_reader *r, void *dst, size_t n)
 	 * may then map, and doubles with each refill up to RBUF. */
 	if (!r->buf || r->bcap < RBUF) {
 		size_t cap = r->buf ? 2 * r->bcap : RBUF_FIRST;
-		free(r->buf);
-		if (!(r->buf = malloc(cap))) {
+		buf_free(r->buf, r->bcap);
+		if (!(r->buf = cap == RBUF_FIRST ? buf_first() : malloc(cap))) {
 			r->bcap = r->bpos = r->blen = 0;
 			return -1;
 		}
