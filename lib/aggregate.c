@@ -2213,6 +2213,40 @@ state_tensor(struct fl_reader *r, int have, size_t *si, float *dst, uint64_t n,
 	return fl_reader_tensor_f32(r, (*si)++, dst, err);
 }
 
+/* The output blob's header oh (begun, of the first input's kind): meta
+ * and tensors; then its writer w on out_fd, begun. */
+static int
+output_begin(struct fl_agg *a, struct fl_header *oh, size_t nused,
+    struct fl_writer *w, int out_fd, const char *out_name, char *err)
+{
+	const struct fl_header *h = &a->in[0].h;
+	int rc;
+
+	fl_val_release(&oh->meta);
+	if ((rc = build_meta(a, &oh->meta, nused)))
+		return fl_err(err, rc, "out of memory");
+	for (size_t i = 0; i < h->ntensors; i++)
+		if (fl_header_add(oh, h->t[i].name, h->t[i].dtype, h->t[i].ndim,
+		    h->t[i].shape) < 0)
+			return fl_err(err, FL_EFAIL, "out of memory");
+	if ((rc = fl_writer_begin(w, out_fd, out_name, oh, err)))
+		return rc;
+	fl_writer_reserve(w);
+	return FL_OK;
+}
+
+/* An output given up after rc: a seekable one (stdout redirected to a
+ * file) gets back what this blob wrote of it, so that no half-written
+ * blob is left behind. */
+static int
+output_abort(struct fl_writer *w, int out_fd, int rc)
+{
+	if (w->seekable && ftruncate(out_fd, (off_t)w->start) < 0)
+		rc = rc ? rc : FL_EIO;
+	fl_writer_abort(w);
+	return rc;
+}
+
 static int
 main_pass(struct fl_agg *a, int npasses, int out_fd, const char *out_name,
     int state_fd, const char *state_name, char *err)
@@ -2256,21 +2290,9 @@ main_pass(struct fl_agg *a, int npasses, int out_fd, const char *out_name,
 	p.sigma = a->o.noise * a->o.clip / (double)nused;
 	fl_rng_seed(&p.rng, a->o.seed);
 
-	fl_val_release(&oh.meta);
-	if ((rc = build_meta(a, &oh.meta, nused))) {
-		rc = fl_err(err, rc, "out of memory");
-		goto out;
-	}
-	for (size_t i = 0; i < h->ntensors; i++)
-		if (fl_header_add(&oh, h->t[i].name, h->t[i].dtype, h->t[i].ndim,
-		    h->t[i].shape) < 0) {
-			rc = fl_err(err, FL_EFAIL, "out of memory");
-			goto out;
-		}
-	if ((rc = fl_writer_begin(&w, out_fd, out_name, &oh, err)))
+	if ((rc = output_begin(a, &oh, nused, &w, out_fd, out_name, err)))
 		goto out;
 	wopen = 1;
-	fl_writer_reserve(&w);
 	p.w = &w;
 	p.npasses = npasses;
 	if (server && state_fd >= 0) {
@@ -2342,12 +2364,8 @@ main_pass(struct fl_agg *a, int npasses, int out_fd, const char *out_name,
 		rc = fl_writer_end(&sw, err);
 	}
 out:
-	/* A seekable output (stdout redirected to a file) gets back what this
-	 * blob wrote of it: no half-written blob is left behind. */
-	if (wopen && w.seekable && ftruncate(out_fd, (off_t)w.start) < 0)
-		rc = rc ? rc : FL_EIO;
 	if (wopen)
-		fl_writer_abort(&w);
+		rc = output_abort(&w, out_fd, rc);
 	if (swopen)
 		fl_writer_abort(&sw);
 	if (sr.fd >= 0 && sr.name)
@@ -2631,21 +2649,9 @@ stream_write(struct fl_agg *a, struct stream *st, int out_fd,
 	int rc, wopen = 0;
 
 	fl_header_init(&oh, h->kind);
-	fl_val_release(&oh.meta);
-	if (build_meta(a, &oh.meta, a->n)) {
-		rc = fl_err(err, FL_EFAIL, "out of memory");
-		goto out;
-	}
-	for (size_t i = 0; i < h->ntensors; i++)
-		if (fl_header_add(&oh, h->t[i].name, h->t[i].dtype, h->t[i].ndim,
-		    h->t[i].shape) < 0) {
-			rc = fl_err(err, FL_EFAIL, "out of memory");
-			goto out;
-		}
-	if ((rc = fl_writer_begin(&w, out_fd, out_name, &oh, err)))
+	if ((rc = output_begin(a, &oh, a->n, &w, out_fd, out_name, err)))
 		goto out;
 	wopen = 1;
-	fl_writer_reserve(&w);
 	for (size_t ti = 0; ti < h->ntensors; ti++) {
 		const struct fl_tensor *t = &h->t[ti];
 		const uint64_t numel = fl_tensor_numel(t);
@@ -2679,11 +2685,8 @@ stream_write(struct fl_agg *a, struct stream *st, int out_fd,
 	wopen = 0;
 	rc = fl_writer_end(&w, err);
 out:
-	/* As main_pass: no half-written blob left on a seekable output. */
-	if (wopen && w.seekable && ftruncate(out_fd, (off_t)w.start) < 0)
-		rc = rc ? rc : FL_EIO;
 	if (wopen)
-		fl_writer_abort(&w);
+		rc = output_abort(&w, out_fd, rc);
 	fl_header_release(&oh);
 	return rc;
 }

@@ -378,28 +378,16 @@ spool_of() {
 # a NaN in the first
 rndmodel() {
 	python3 - "$FIXTURES" "$@" <<'PY'
-import array, os, random, struct, sys, zlib
+import os, random, sys
 sys.path.insert(0, sys.argv[1])
-from mkblob import MAGIC, pack, pad
+from mkblob import write
 path, n, seed, samples = sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
 r = random.Random(seed)
-tens, data = [], []
-for name, code, k in (("w", "f", n), ("b", "f", 1000), ("d", "d", 777)):
-    v = array.array(code, [r.gauss(0, 1) for _ in range(k)])
-    if name == "w" and os.environ.get("NAN_AT"):
-        v[int(os.environ["NAN_AT"])] = float("nan")
-    raw = v.tobytes()
-    data.append(raw)
-    tens.append({"name": name, "dtype": "f32" if code == "f" else "f64",
-                 "shape": [k], "enc": "raw", "size": len(raw),
-                 "crc32": zlib.crc32(raw)})
-hdr = pack({"v": 1, "kind": "model", "meta": {"samples": samples, "round": 1},
-            "tensors": tens})
-out = MAGIC + struct.pack("<I", len(hdr)) + hdr
-with open(path, "wb") as f:
-    f.write(out + b"\0" * pad(len(out)))
-    for raw in data:
-        f.write(raw + b"\0" * pad(len(raw)))
+tens = [[name, dt, [k], [r.gauss(0, 1) for _ in range(k)]]
+        for name, dt, k in (("w", "f32", n), ("b", "f32", 1000), ("d", "f64", 777))]
+if os.environ.get("NAN_AT"):
+    tens[0][3][int(os.environ["NAN_AT"])] = float("nan")
+write(path, {"meta": {"samples": samples, "round": 1}, "tensors": tens})
 PY
 }
 
