@@ -444,8 +444,10 @@ print(json.dumps({"meta": {"samples": 1}, "tensors": [["w", "f32", [16448], [v] 
 	cat r2.blob >&5
 	exec 5>&-
 	wait $pid
-	refute_output --partial memfd:
-	refute_output --partial "$PWD/sp"
+	# fl_tmpfile's names, as spool_of looks for them (valgrind keeps
+	# files of its own in TMPDIR)
+	refute_output --partial memfd:fl
+	refute_output --regexp "$PWD/sp/(#[0-9]|flkit\.)"
 	[ -z "$(ls -A sp)" ]
 	run -0 fl-avg --uniform -o want.blob r1.blob r2.blob
 	run -0 crcs want.blob; want=$output
