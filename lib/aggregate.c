@@ -165,10 +165,10 @@ number_first(struct fl_agg *a, size_t first)
 }
 
 /* Make the reader's current blob, header h, the nb-th of path, an input;
- * a blob of standard input is spooled. */
+ * a blob of standard input is spooled unless it is to be streamed. */
 static int
 add_blob(struct fl_agg *a, struct fl_reader *r, const struct fl_header *h,
-    const char *path, int nb, char *err)
+    const char *path, int nb, int stream, char *err)
 {
 	struct fl_agg_input *in;
 	char label[FL_ERRLEN / 4];
@@ -182,7 +182,7 @@ add_blob(struct fl_agg *a, struct fl_reader *r, const struct fl_header *h,
 	fl_header_release(&in->h);
 	if (fl_header_copy(&in->h, h))
 		return fl_err(err, FL_EFAIL, "out of memory");
-	return stdin_ ? spool_blob(a, r, h, &in->fd, label, err) : FL_OK;
+	return stdin_ && !stream ? spool_blob(a, r, h, &in->fd, label, err) : FL_OK;
 }
 
 /*
@@ -199,7 +199,7 @@ add_rest(struct fl_agg *a, struct fl_reader *r, struct fl_header hs[2], int c,
 
 	while ((rc = fl_reader_next(r, &hs[c], err)) == FL_OK) {
 		fl_header_release(&hs[c ^ 1]);
-		if ((rc = add_blob(a, r, &hs[c], path, ++nb, err)))
+		if ((rc = add_blob(a, r, &hs[c], path, ++nb, 0, err)))
 			break;
 		c ^= 1;
 	}
@@ -520,7 +520,7 @@ static int generic_finish(float *out, const double *acc, const float *base,
 /*
  * The weighted sum of the lanes at elements lo..hi-1 into acc, lane by
  * lane in their order: the same sum, to the last bit, however many
- * threads share the chunk, and the same as a stream folds (fl_agg_stream).
+ * threads share the chunk, and the same as a stream folds (stream_blob).
  */
 static void
 fold_lanes(double *acc, const struct lane *lane, size_t nl, size_t lo,
@@ -681,12 +681,21 @@ nonfinite_name(float x)
 	return isnan(x) ? "NaN" : "Inf";
 }
 
+/* What holds x, not finite, at element el of its tensor tname; input:
+ * one of the inputs (not the base), which --skip-bad could leave out. */
+static int
+bad_error(const char *label, const char *tname, int64_t el, float x,
+    int input, char *err)
+{
+	return fl_err(err, FL_EDATA, "%s: tensor %s holds %s at element %lld%s",
+	    label, tname, nonfinite_name(x), (long long)el,
+	    input ? " (--skip-bad leaves such inputs out)" : "");
+}
+
 static int
 lane_bad_error(struct lane *l, size_t ti, int64_t el, float x, char *err)
 {
-	return fl_err(err, FL_EDATA, "%s: tensor %s holds %s at element %lld%s",
-	    l->label, l->h.t[ti].name, nonfinite_name(x), (long long)el,
-	    l->in ? " (--skip-bad leaves such inputs out)" : "");
+	return bad_error(l->label, l->h.t[ti].name, el, x, l->in != NULL, err);
 }
 
 /* Read and combine one chunk of tensor p->ti at element p->off. */
@@ -1094,36 +1103,32 @@ any_nonfinite_wide(const float *x, size_t n)
 	return m != 0;
 }
 
-/* Nonzero if any of x[0..n-1] is NaN or Inf (vectorises: no branch). */
 /*
  * The generic kernels by AVX2 (no FMA): the same products, sums and
  * quotients, element by element, as their scalar loops, so the same bits;
- * FL_AGG_GENERIC=scalar keeps to the loops.
+ * FL_AGG_GENERIC=scalar keeps to the loops. Each does whole vectors and
+ * returns how many elements that was: the loop does the rest.
  */
+/* *bad: whether one of them is NaN or Inf. */
 __attribute__((target("avx2")))
-static int
-any_nonfinite_avx2(const float *x, size_t n)
+static size_t
+nonfinite_avx2(const float *x, size_t n, int *bad)
 {
 	const __m256i m = _mm256_set1_epi32(0x7f800000);
 	__m256i r = _mm256_setzero_si256();
 	size_t i = 0;
-	unsigned t = 0;
 
 	for (; i + 8 <= n; i += 8) {
 		__m256i v = _mm256_and_si256(_mm256_loadu_si256((const __m256i *)(x + i)), m);
 		r = _mm256_or_si256(r, _mm256_cmpeq_epi32(v, m));
 	}
-	for (; i < n; i++) {
-		uint32_t u;
-		memcpy(&u, &x[i], sizeof(u));
-		t |= (~u & 0x7f800000u) == 0;
-	}
-	return t || !_mm256_testz_si256(r, r);
+	*bad = !_mm256_testz_si256(r, r);
+	return i;
 }
 
-/* acc = w x (first) or acc += w x, over k floats. */
+/* acc = w x (first) or acc += w x. */
 __attribute__((target("avx2")))
-static void
+static size_t
 axpy_avx2(double *acc, const float *x, size_t k, double w, int first)
 {
 	const __m256d wv = _mm256_set1_pd(w);
@@ -1135,27 +1140,25 @@ axpy_avx2(double *acc, const float *x, size_t k, double w, int first)
 			p = _mm256_add_pd(_mm256_loadu_pd(acc + i), p);
 		_mm256_storeu_pd(acc + i, p);
 	}
-	for (; i < k; i++)
-		acc[i] = first ? w * x[i] : acc[i] + w * x[i];
+	return i;
 }
 
 static void
 axpy(double *acc, const float *x, size_t k, double w, int first)
 {
-	if (avx2) {
-		axpy_avx2(acc, x, k, w, first);
-	} else if (first) {
-		for (size_t i = 0; i < k; i++)
+	size_t i = avx2 ? axpy_avx2(acc, x, k, w, first) : 0;
+
+	if (first)
+		for (; i < k; i++)
 			acc[i] = w * x[i];
-	} else {
-		for (size_t i = 0; i < k; i++)
+	else
+		for (; i < k; i++)
 			acc[i] += w * x[i];
-	}
 }
 
-/* out = (acc + bc base) / wsum over n (base may be NULL). */
+/* out = (acc + bc base) / wsum (base may be NULL). */
 __attribute__((target("avx2")))
-static void
+static size_t
 finish_avx2(float *out, const double *acc, const float *base, double bc,
     double wsum, size_t n)
 {
@@ -1169,24 +1172,24 @@ finish_avx2(float *out, const double *acc, const float *base, double bc,
 			    _mm256_cvtps_pd(_mm_loadu_ps(base + i))));
 		_mm_storeu_ps(out + i, _mm256_cvtpd_ps(_mm256_div_pd(v, d)));
 	}
-	for (; i < n; i++) {
-		double v = acc[i];
-		if (base)
-			v += bc * base[i];
-		out[i] = (float)(v / wsum);
-	}
+	return i;
 }
 
+/* Nonzero if any of x[0..n-1] is NaN or Inf (vectorises: no branch). */
 static int
 any_nonfinite(const float *x, size_t n)
 {
 	unsigned r = 0;
+	size_t i = 0;
+	int bad = 0;
 
 	if (wide)
 		return any_nonfinite_wide(x, n);
 	if (avx2)
-		return any_nonfinite_avx2(x, n);
-	for (size_t i = 0; i < n; i++) {
+		i = nonfinite_avx2(x, n, &bad);
+	if (bad)
+		return 1;
+	for (; i < n; i++) {
 		uint32_t u;
 		memcpy(&u, &x[i], sizeof(u));
 		r |= (~u & 0x7f800000u) == 0;
@@ -1273,11 +1276,8 @@ static int
 generic_finish(float *out, const double *acc, const float *base, double bc,
     double wsum, size_t n)
 {
-	if (avx2) {
-		finish_avx2(out, acc, base, bc, wsum, n);
-		return any_nonfinite(out, n);
-	}
-	for (size_t i = 0; i < n; i++) {
+	for (size_t i = avx2 ? finish_avx2(out, acc, base, bc, wsum, n) : 0;
+	    i < n; i++) {
 		double v = acc[i];
 		if (base)
 			v += bc * base[i];
@@ -2566,22 +2566,20 @@ stream_open(struct stream *st, const struct fl_header *h, char *err)
 
 	pthread_once(&wide_once, wide_init);
 	memset(st, 0, sizeof(*st));
-	for (size_t i = 0; i < h->ntensors; i++)
-		n = ((n + 7) & ~(uint64_t)7) + fl_tensor_numel(&h->t[i]);
-	if (n > STREAM_MAX / sizeof(double))
-		return FL_ELIMIT;
-	if (!(st->aoff = calloc(h->ntensors + 1, sizeof(*st->aoff))) ||
-	    !(st->acc = aligned_alloc(64, ((n * sizeof(double) + 63) & ~(uint64_t)63) + 64)) ||
-	    !(st->x = aligned_alloc(64, STREAM_CHUNK * sizeof(float))) ||
-	    !(st->raw = malloc(STREAM_CHUNK * 8)))
+	if (!(st->aoff = calloc(h->ntensors + 1, sizeof(*st->aoff))))
 		return fl_err(err, FL_EFAIL, "out of memory");
-	n = 0;
+	st->nt = h->ntensors;
 	for (size_t i = 0; i < h->ntensors; i++) {
 		n = (n + 7) & ~(uint64_t)7;
 		st->aoff[i] = n;
 		n += fl_tensor_numel(&h->t[i]);
 	}
-	st->nt = h->ntensors;
+	if (n > STREAM_MAX / sizeof(double))
+		return FL_ELIMIT;
+	if (!(st->acc = aligned_alloc(64, ((n * sizeof(double) + 63) & ~(uint64_t)63) + 64)) ||
+	    !(st->x = aligned_alloc(64, STREAM_CHUNK * sizeof(float))) ||
+	    !(st->raw = malloc(STREAM_CHUNK * 8)))
+		return fl_err(err, FL_EFAIL, "out of memory");
 	return FL_OK;
 }
 
@@ -2625,10 +2623,8 @@ stream_blob(struct fl_agg *a, struct stream *st, struct fl_reader *r, size_t i,
 			if (rc)
 				return rc;
 			if (any_nonfinite(st->x, k) && (e = first_nonfinite(st->x, k)) >= 0)
-				return fl_err(err, FL_EDATA, "%s: tensor %s holds %s at "
-				    "element %lld (--skip-bad leaves such inputs out)",
-				    in->label, t->name, nonfinite_name(st->x[e]),
-				    (long long)(off + (uint64_t)e));
+				return bad_error(in->label, t->name, (int64_t)off + e,
+				    st->x[e], 1, err);
 			stream_fold(st->acc + st->aoff[ti] + off, st->x, k, in->weight,
 			    i == 0, mapped);
 		}
@@ -2703,37 +2699,25 @@ stream_run(struct fl_agg *a, int out_fd, const char *out_name, char *err)
 	struct fl_header hs[2];
 	struct stream st;
 	int rc, c = 0, nb = 0;
-	char label[FL_ERRLEN / 4];
 
 	memset(&st, 0, sizeof(st));
 	memset(hs, 0, sizeof(hs));
 	if ((rc = fl_reader_open(&r, "-", err)))
 		return rc;
 	while ((rc = fl_reader_next(&r, &hs[c], err)) == FL_OK) {
-		struct fl_agg_input *in;
 		fl_header_release(&hs[c ^ 1]);
 		nb++;
 		if (nb == 1 && (rc = stream_open(&st, &hs[c], err))) {
 			if (rc == FL_ELIMIT &&
-			    !(rc = add_blob(a, &r, &hs[c], "-", 1, err)) &&
+			    !(rc = add_blob(a, &r, &hs[c], "-", 1, 0, err)) &&
 			    !(rc = add_rest(a, &r, hs, c ^ 1, 1, 0, "-", err)))
 				rc = STREAM_SPOOLED;
 			break;
 		}
-		if (nb == 2)
+		if (nb == 2)	/* errors name it as the first of several */
 			number_first(a, 0);
-		blob_label(label, sizeof(label), "<stdin>", nb);
-		if (!(in = new_input(a, label, NULL, err))) {
-			rc = FL_EFAIL;
-			break;
-		}
-		in->blob = nb - 1;
-		fl_header_release(&in->h);
-		if (fl_header_copy(&in->h, &hs[c])) {
-			rc = fl_err(err, FL_EFAIL, "out of memory");
-			break;
-		}
-		if ((rc = stream_blob(a, &st, &r, a->n - 1, err)))
+		if ((rc = add_blob(a, &r, &hs[c], "-", nb, 1, err)) ||
+		    (rc = stream_blob(a, &st, &r, a->n - 1, err)))
 			break;
 		c ^= 1;
 	}
