@@ -39,6 +39,7 @@ struct fl_store {
 	pthread_mutex_t mu;
 	char *dir, *objdir, *tmpdir, *tagpath;
 	int objfd;		/* objects/, to fsync after a rename */
+	int topfd;		/* the store itself: the tags file's rename */
 	uint64_t max_bytes, used;
 	uint64_t reserved;	/* bytes of commits under way, counted as used */
 	int64_t last;		/* the newest stored time given out */
@@ -344,6 +345,8 @@ tags_save_unlock(struct fl_store *s, char *err)
 			rc = fl_errno(err, FL_EIO, "%s", s->tagpath);
 			fl_atomic_abort(&a);
 		} else if ((rc = fl_atomic_commit(&a, err)) == FL_OK) {
+			/* the rename too is on the disk before the answer */
+			fsync(s->topfd);
 			s->tagsaved = ver;
 		}
 	}
@@ -396,18 +399,21 @@ tags_load(struct fl_store *s)
 	fclose(f);
 }
 
+/* Remove what a crash left in dir: the files whose names begin with
+ * prefix (tmp/'s uploads; the tags file's half-written tags.tmp.*). */
 static void
-clean_tmp(const char *tmpdir)
+clean_tmp(const char *dir, const char *prefix)
 {
-	DIR *d = opendir(tmpdir);
+	DIR *d = opendir(dir);
 	struct dirent *de;
+	size_t n = strlen(prefix);
 	int dfd;
 
 	if (!d)
 		return;
 	dfd = dirfd(d);
 	while ((de = readdir(d)))
-		if (de->d_name[0] != '.')
+		if (de->d_name[0] != '.' && !strncmp(de->d_name, prefix, n))
 			unlinkat(dfd, de->d_name, 0);
 	closedir(d);
 }
@@ -426,7 +432,7 @@ fl_store_open(struct fl_store **out, const char *dir, uint64_t max_bytes,
 		return fl_err(err, FL_EFAIL, "out of memory");
 	pthread_mutex_init(&s->mu, NULL);
 	pthread_mutex_init(&s->tagmu, NULL);
-	s->objfd = -1;
+	s->objfd = s->topfd = -1;
 	s->max_bytes = max_bytes;
 	s->dir = strdup(dir);
 	s->objdir = join(dir, "objects");
@@ -440,7 +446,13 @@ fl_store_open(struct fl_store **out, const char *dir, uint64_t max_bytes,
 		fl_store_free(s);
 		return rc;
 	}
-	clean_tmp(s->tmpdir);
+	clean_tmp(s->tmpdir, "");
+	clean_tmp(s->dir, "tags.tmp.");
+	if ((s->topfd = open(s->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0) {
+		fl_errno(err, FL_EIO, "%s", s->dir);
+		fl_store_free(s);
+		return FL_EIO;
+	}
 	if ((s->objfd = open(s->objdir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0 ||
 	    !(d = opendir(s->objdir))) {
 		fl_errno(err, FL_EIO, "%s", s->objdir);
@@ -482,6 +494,8 @@ fl_store_free(struct fl_store *s)
 	free(s->tags);
 	if (s->objfd >= 0)
 		close(s->objfd);
+	if (s->topfd >= 0)
+		close(s->topfd);
 	free(s->dir);
 	free(s->objdir);
 	free(s->tmpdir);

@@ -532,6 +532,12 @@ main(void)
 	    "upload begun");
 	close(u.fd);
 	free(u.tmp);
+	/* and a tags file half written: the tags are the last whole file's */
+	snprintf(sub + strlen(sub), 24, "/tags.tmp.AbCdEf");
+	fd = open(sub, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+	CHECK(fd >= 0 && write(fd, "best 00", 7) == 7, "a half-written tags file");
+	close(fd);
+	sub[strlen(sub) - 16] = 0;
 	fl_store_free(s);
 	CHECK(fl_store_open(&s, sub, 2 * a.len + 10, err) == FL_OK, "reopen");
 	fl_store_usage(s, &nobj, &bytes);
@@ -541,6 +547,7 @@ main(void)
 	snprintf(sub + strlen(sub), 8, "/tmp");
 	CHECK(count_dir(sub) == 0, "stale temp file removed");
 	sub[strlen(sub) - 4] = 0;
+	CHECK(count_dir(sub) == 3, "stale tags temp file removed (objects, tags, tmp left)");
 	CHECK(store_bytes(s, b.data, b.len, NULL, got, err) == FL_ELIMIT, "store full: %s", err);
 	CHECK(fl_store_room(s, 5, err) == FL_OK && fl_store_room(s, 11, err) == FL_ELIMIT, "room");
 	fl_store_free(s);
