@@ -346,8 +346,10 @@ tags_save_unlock(struct fl_store *s, char *err)
 			fl_atomic_abort(&a);
 		} else if ((rc = fl_atomic_commit(&a, err)) == FL_OK) {
 			/* the rename too is on the disk before the answer */
-			fsync(s->topfd);
-			s->tagsaved = ver;
+			if (fsync(s->topfd) && errno != EINVAL)
+				rc = fl_errno(err, FL_EIO, "%s: fsync", s->dir);
+			else
+				s->tagsaved = ver;
 		}
 	}
 	pthread_mutex_unlock(&s->tagmu);
@@ -792,12 +794,16 @@ fl_store_commit(struct fl_store *s, struct fl_upload *u,
 			goto fail;
 		}
 	}
-	fsync(s->objfd);
 	close(u->fd);
 	u->fd = -1;
 	free(u->tmp);
 	u->tmp = NULL;
-	if ((rc = entry_load(&e, path, id, err))) {
+	/* the name too is on the disk, or the object is not acknowledged */
+	if (fsync(s->objfd) && errno != EINVAL)
+		rc = fl_errno(err, FL_EIO, "%s: fsync", s->objdir);
+	else
+		rc = entry_load(&e, path, id, err);
+	if (rc) {
 		unlink(path);
 		free(path);
 		unreserve(s, u->bytes);
