@@ -817,17 +817,6 @@ dataset_get(struct fl_server *s, const struct fl_dataset_ref *ref,
 	return FL_OK;
 }
 
-/* A message that replaces err, keeping err's text after prefix. */
-static void
-err_wrap(char *err, const char *prefix)
-{
-	char msg[2 * FL_ERRLEN];
-
-	snprintf(msg, sizeof(msg), "%s%s", prefix, err);
-	msg[FL_ERRLEN - 1] = 0;
-	memcpy(err, msg, FL_ERRLEN);
-}
-
 /* Evaluation's reply: {"dataset", "loss", "accuracy", "samples"}. */
 static void
 reply_eval(struct req *r, const struct fl_eval_result *res)
@@ -924,7 +913,7 @@ job_fit(struct req *r)
 	hopen = 1;
 	if ((rc = fl_model_arch(&h, &arch, err)) ||
 	    (rc = fl_net_reinit(net, &arch, eval ? 256 : r->fit.batch, err))) {
-		err_wrap(err, "not a model: ");
+		fl_err_prefix(err, "not a model");
 		status = rc == FL_EFAIL ? 500 : 400;
 		goto fail;
 	}
@@ -941,10 +930,8 @@ job_fit(struct req *r)
 		goto fail;
 	}
 	if ((rc = fl_train_check(net, d, err))) {
-		char pre[160];
-		snprintf(pre, sizeof(pre), "the model does not fit dataset %s: ",
+		fl_err_prefix(err, "the model does not fit dataset %s",
 		    r->dsref->key);
-		err_wrap(err, pre);
 		status = 422;
 		goto fail;
 	}
@@ -1102,7 +1089,7 @@ job_aggregate(struct req *r)
 		goto fail;
 	}
 	if (o.base && (rc = object_path(s, o.base, 0, &base, err))) {
-		err_wrap(err, "base: ");
+		fl_err_prefix(err, "base");
 		status = status_of(rc);
 		goto fail;
 	}

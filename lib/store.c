@@ -830,9 +830,14 @@ fl_store_commit(struct fl_store *s, struct fl_upload *u,
 	}
 	if (tags_set(s, tag, id)) {
 		pthread_mutex_unlock(&s->mu);
-		return fl_err(err, FL_EFAIL, "out of memory");
+		rc = fl_err(err, FL_EFAIL, "out of memory");
+	} else {
+		rc = tags_save_unlock(s, err);
 	}
-	return tags_save_unlock(s, err);
+	/* the object is stored and served: the message must say so */
+	if (rc)
+		fl_err_prefix(err, "stored as %s, but not tagged %s", id, tag);
+	return rc;
 fail:
 	free(path);
 	if (reserved)

@@ -64,7 +64,8 @@ int fl_store_write(struct fl_upload *u, const void *p, size_t n, char *err);
  * directory and index it (tagged tag when not NULL). Fills id (FL_ID_LEN + 1
  * bytes) and, when info is not NULL, {"id", "kind", "bytes"}. The upload
  * is finished either way: FL_EBLOB (corrupt), FL_ELIMIT (too large or the
- * store is full), FL_EIO.
+ * store is full), FL_EIO. An error naming the id ("stored as ID, but not
+ * tagged") is the one case where the object was kept: the tag was not.
  */
 int fl_store_commit(struct fl_store *s, struct fl_upload *u,
     const struct fl_limits *lim, const char *tag, char *id, struct fl_val *info,

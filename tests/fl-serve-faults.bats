@@ -95,7 +95,7 @@ serve() {
 	run -0 curl -sf --max-time 5 http://127.0.0.1:$p/v1/health
 }
 
-@test "faults: the disk cannot sync the store's directory: 500 naming it, nothing acknowledged, nothing half-stored" {
+@test "faults: the disk cannot sync the store's directories: 500 naming them, nothing half-stored, an object kept untagged said to be" {
 	local p s=$BATS_TEST_TMPDIR/st ptr id
 	cc -shared -fPIC -o failsync.so "$FIXTURES/failsync.c" -ldl
 	p=$(free_port)
@@ -112,7 +112,16 @@ serve() {
 	    "http://127.0.0.1:$p/v1/objects/${ptr##*/}/tags/best"
 	[ "$output" = 500 ]
 	grep -q 'fsync: Input/output error' tag.out
+	# the store's own directory alone: the object is kept, and said to be
+	echo "$s" >fail
+	run -1 --separate-stderr fl-send --retry 0 --tag best http://127.0.0.1:$p "$D/k2.blob"
+	[[ $stderr == *"stored as "*", but not tagged best: "*"fsync: Input/output error"* ]]
+	id=${stderr#*stored as }
+	id=${id%%,*}
 	rm fail
+	run -0 fl-get -o got "http://127.0.0.1:$p/$id"
+	cmp got "$D/k2.blob"
+	fl-get --delete "http://127.0.0.1:$p/$id"
 	# the refused object is gone, the other served; a restart agrees
 	[ "$(ls "$s/objects")" = "${ptr##*/}" ]
 	[ -z "$(ls "$s/tmp")" ]
