@@ -14,6 +14,8 @@
 # training alone: the longest fit of the round as the workers timed it
 # (wall clock inside fl_fit); round minus that bounds the overhead from
 # above, as every other fit ran meanwhile.
+# Last, fl-fit alone against a refused connection: its own start and exit,
+# which every round pays whatever flkit does in between.
 # Needs Debian's dataset-fashion-mnist and /usr/bin/time.
 set -eu
 cd "$(dirname "$0")/.."
@@ -140,6 +142,19 @@ for n in 3 20; do
 	    printf "%-8s %6.1f ms %6.1f ms %6.1f ms %6.1f ms\n", n, 1000 * a,
 	    1000 * t, 1000 * (a - t), 1000 * (a - f) }'
 done
+# The part of it no round can shed: fl-fit's own start and exit, here to a
+# worker that refuses the connection (exit 7): exec, loading libcurl and
+# its thirty libraries, giving up. Timed as the rounds are.
+refused() {
+	local rc=0
+	fl-fit -q --dataset train http://127.0.0.1:1 < global.blob 2>/dev/null || rc=$?
+	[ "$rc" = 7 ]
+}
+: > start.t
+for r in $(seq $((RUNS * 4))); do
+	seconds refused >> start.t
+done
+awk -v s="$(median < start.t)" 'BEGIN { printf "fl-fit alone, to a refused connection: %.1f ms\n", 1000 * s }'
 echo "(fixed: a round on 67-sample shards, training about 0; tmpfs: the same"
 echo " with the workers' stores on tmpfs, so storing: what the fsyncs cost;"
 echo " fl-avg: the round less fl-fit alone, what is left after the last model;"
