@@ -155,7 +155,7 @@ main(int argc, char *argv[])
 	struct fl_client_opts co = { .retries = -1 };
 	double *weights = NULL;
 	char err[FL_ERRLEN];
-	int c, rc, uniform = 0, server_set = 0, has_state_out = 0, streamed;
+	int c, rc, uniform = 0, server_set = 0, has_state_out = 0, pending;
 
 	setprogname(argv[0]);
 	memset(&o, 0, sizeof(o));
@@ -241,24 +241,15 @@ main(int argc, char *argv[])
 	fl_agg_init(&a, &o);
 	for (int i = 0; i < argc; i++) {
 		char path[64];
-		size_t before = a.n;
-		if (!avg_fetch(argv[i], &co, path, sizeof(path))) {
-			if ((rc = fl_agg_add(&a, path, err)))
-				die(rc, "%s", err);
-			for (size_t j = before; j < a.n; j++) {
-				/* messages name the pointer, not the spool */
-				char *l = strdup(argv[i]);
-				if (l) {
-					free(a.in[j].label);
-					a.in[j].label = l;
-				}
-			}
-		} else if ((rc = fl_agg_add(&a, argv[i], err))) {
+		/* messages name the pointer, not the spool */
+		if (!avg_fetch(argv[i], &co, path, sizeof(path)))
+			rc = fl_agg_add_as(&a, path, argv[i], err);
+		else
+			rc = fl_agg_add(&a, argv[i], err);
+		if (rc)
 			die(rc, "%s", err);
-		}
 	}
-	streamed = a.stdin_pending;
-	if (!streamed)
+	if (!a.stdin_pending)
 		note("%zu inputs", a.n);
 	output_open(&out, outpath);
 	if (o.state && o.opt != FL_SOPT_SGD) {
@@ -266,6 +257,7 @@ main(int argc, char *argv[])
 			die(FL_EIO, "%s", err);
 		has_state_out = 1;
 	}
+	pending = a.stdin_pending;
 	rc = fl_agg_run(&a, out.fd, out.name, has_state_out ? st.fd : -1,
 	    o.state, err);
 	progress_done();
@@ -274,8 +266,10 @@ main(int argc, char *argv[])
 			fl_atomic_abort(&st);
 		die(rc, "%s", err);
 	}
-	if (streamed)
+	if (a.streamed)
 		note("%zu inputs, folded in as they came", a.n);
+	else if (pending)
+		note("%zu inputs", a.n);
 	output_close(&out);
 	if (has_state_out && fl_atomic_commit(&st, err))
 		die(FL_EIO, "%s", err);

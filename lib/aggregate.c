@@ -164,17 +164,19 @@ number_first(struct fl_agg *a, size_t first)
 	}
 }
 
-/* Make the reader's current blob, header h, the nb-th of path, an input;
- * a blob of standard input is spooled unless it is to be streamed. */
+/* Make the reader's current blob, header h, the nb-th of path, an input
+ * that messages call name (path when NULL); a blob of standard input is
+ * spooled unless it is to be streamed. */
 static int
 add_blob(struct fl_agg *a, struct fl_reader *r, const struct fl_header *h,
-    const char *path, int nb, int stream, char *err)
+    const char *path, const char *name, int nb, int stream, char *err)
 {
 	struct fl_agg_input *in;
 	char label[FL_ERRLEN / 4];
 	int stdin_ = !strcmp(path, "-");
 
-	blob_label(label, sizeof(label), stdin_ ? "<stdin>" : path, nb);
+	blob_label(label, sizeof(label), stdin_ ? "<stdin>" : name ? name : path,
+	    nb);
 	if (!(in = new_input(a, label, stdin_ ? NULL : path, err)))
 		return FL_EFAIL;
 	in->blob = nb - 1;
@@ -193,36 +195,37 @@ add_blob(struct fl_agg *a, struct fl_reader *r, const struct fl_header *h,
  */
 static int
 add_rest(struct fl_agg *a, struct fl_reader *r, struct fl_header hs[2], int c,
-    int nb, size_t first, const char *path, char *err)
+    int nb, size_t first, const char *path, const char *name, char *err)
 {
-	int rc;
+	int rc, stdin_ = !strcmp(path, "-");
 
 	while ((rc = fl_reader_next(r, &hs[c], err)) == FL_OK) {
 		fl_header_release(&hs[c ^ 1]);
-		if ((rc = add_blob(a, r, &hs[c], path, ++nb, 0, err)))
+		if ((rc = add_blob(a, r, &hs[c], path, name, ++nb, 0, err)))
 			break;
 		c ^= 1;
 	}
 	if (nb > 1 && a->n > first)
 		number_first(a, first);
 	if (rc == FL_EOF && nb == 0)
-		return fl_err(err, FL_EBLOB, "%s: no blob in %s", !strcmp(path, "-") ?
-		    "<stdin>" : path, !strcmp(path, "-") ? "standard input" : "the file");
+		return fl_err(err, FL_EBLOB, "%s: no blob in %s", stdin_ ? "<stdin>" :
+		    name ? name : path, stdin_ ? "standard input" : "the file");
 	return rc == FL_EOF ? FL_OK : rc;
 }
 
-/* Every blob of path as inputs. */
+/* Every blob of path as inputs, called name. */
 static int
-add_all(struct fl_agg *a, const char *path, char *err)
+add_all(struct fl_agg *a, const char *path, const char *name, char *err)
 {
 	struct fl_reader r;
 	struct fl_header hs[2];
 	int rc;
 
-	if ((rc = fl_reader_open(&r, path, err)))
+	if ((rc = name && strcmp(path, "-") ? fl_reader_open_at(&r, path, 0, name,
+	    err) : fl_reader_open(&r, path, err)))
 		return rc;
 	memset(hs, 0, sizeof(hs));
-	rc = add_rest(a, &r, hs, 0, 0, a->n, path, err);
+	rc = add_rest(a, &r, hs, 0, 0, a->n, path, name, err);
 	fl_reader_close(&r);
 	fl_header_release(&hs[0]);
 	fl_header_release(&hs[1]);
@@ -240,6 +243,12 @@ can_stream(const struct fl_agg_opts *o)
 int
 fl_agg_add(struct fl_agg *a, const char *path, char *err)
 {
+	return fl_agg_add_as(a, path, NULL, err);
+}
+
+int
+fl_agg_add_as(struct fl_agg *a, const char *path, const char *name, char *err)
+{
 	int rc, stdin_ = !strcmp(path, "-");
 
 	if (stdin_ && a->stdin_used)
@@ -248,14 +257,14 @@ fl_agg_add(struct fl_agg *a, const char *path, char *err)
 	/* Standard input, kept for fl_agg_run to stream, is not alone. */
 	if (a->stdin_pending) {
 		a->stdin_pending = 0;
-		if ((rc = add_all(a, "-", err)))
+		if ((rc = add_all(a, "-", NULL, err)))
 			return rc;
 	}
 	if (stdin_ && a->n == 0 && can_stream(&a->o)) {
 		a->stdin_pending = 1;
 		return FL_OK;
 	}
-	return add_all(a, path, err);
+	return add_all(a, path, name, err);
 }
 
 /* Worker threads, released together for each phase of a chunk. */
@@ -383,6 +392,8 @@ struct pass {
 	double wsum, basecoef;	/* mean = (sum_t acc + basecoef base) / wsum */
 	size_t cut;
 	int64_t badel[MAX_THREADS];	/* combine: first non-finite result */
+	int pend_rc;			/* a bad value in this tensor, to tell */
+	char pend_err[FL_ERRLEN];	/* at its end (pass_chunk) */
 	float **xsp[MAX_THREADS];	/* lanes' chunks at a thread's share */
 	size_t *pairs;		/* scan: i n + j for each <u_i, u_j> needed */
 	size_t npairs;
@@ -698,10 +709,21 @@ lane_bad_error(struct lane *l, size_t ti, int64_t el, float x, char *err)
 	return bad_error(l->label, l->h.t[ti].name, el, x, l->in != NULL, err);
 }
 
-/* Read and combine one chunk of tensor p->ti at element p->off. */
+static int chunk_combine(struct pass *p, char *err);
+
+/*
+ * Read and combine one chunk of tensor p->ti at element p->off. A bad
+ * value (NaN, Inf, an overflowing sum) is told only once the tensor has
+ * been read whole: a crc mismatch, found at a lane's last read of it, says
+ * better what is wrong, and wins. Until then the chunks are read, not
+ * combined.
+ */
 static int
 pass_chunk(struct pass *p, char *err)
 {
+	const uint64_t numel = fl_tensor_numel(&p->lane[0].h.t[p->ti]);
+	int rc;
+
 	if (p->base_early) {
 		struct lane *b = &p->base;
 		if ((b->rc = lane_read(b, &b->h.t[p->ti], p->k)))
@@ -711,11 +733,24 @@ pass_chunk(struct pass *p, char *err)
 	for (size_t j = 0; j < p->nl; j++)
 		if (p->lane[j].rc)
 			return fl_err(err, p->lane[j].rc, "%s", p->lane[j].err);
+	if (p->has_base && p->base.rc)
+		return fl_err(err, p->base.rc, "%s", p->base.err);
+	if (!p->pend_rc && (rc = chunk_combine(p, p->pend_err)))
+		p->pend_rc = rc;
+	if (!p->pend_rc || p->off + p->k < numel)
+		return FL_OK;
+	rc = p->pend_rc;
+	p->pend_rc = 0;
+	return fl_err(err, rc, "%s", p->pend_err);
+}
+
+/* The read chunk's values checked, and combined. */
+static int
+chunk_combine(struct pass *p, char *err)
+{
 	if (p->has_base) {
 		struct lane *b = &p->base;
 		int64_t e;
-		if (b->rc)
-			return fl_err(err, b->rc, "%s", b->err);
 		if ((e = first_nonfinite(b->x, p->k)) >= 0)
 			return lane_bad_error(b, p->ti, (int64_t)p->off + e, b->x[e], err);
 	}
@@ -2610,6 +2645,8 @@ stream_blob(struct fl_agg *a, struct stream *st, struct fl_reader *r, size_t i,
 		const int mapped = stream_mapped(t);
 		if ((rc = fl_reader_begin(r, ti, err)))
 			return rc;
+		int64_t bad = -1;
+		float badx = 0;
 		for (uint64_t off = 0; off < numel; off += STREAM_CHUNK) {
 			size_t k = (size_t)(numel - off < STREAM_CHUNK ? numel - off :
 			    STREAM_CHUNK);
@@ -2622,12 +2659,19 @@ stream_blob(struct fl_agg *a, struct stream *st, struct fl_reader *r, size_t i,
 			}
 			if (rc)
 				return rc;
-			if (any_nonfinite(st->x, k) && (e = first_nonfinite(st->x, k)) >= 0)
-				return bad_error(in->label, t->name, (int64_t)off + e,
-				    st->x[e], 1, err);
-			stream_fold(st->acc + st->aoff[ti] + off, st->x, k, in->weight,
-			    i == 0, mapped);
+			if (bad < 0 && any_nonfinite(st->x, k) &&
+			    (e = first_nonfinite(st->x, k)) >= 0) {
+				bad = (int64_t)off + e;
+				badx = st->x[e];
+			}
+			if (bad < 0)
+				stream_fold(st->acc + st->aoff[ti] + off, st->x, k,
+				    in->weight, i == 0, mapped);
 		}
+		/* told when the tensor has been read whole: a crc mismatch,
+		 * found at its last read, says better what is wrong */
+		if (bad >= 0)
+			return bad_error(in->label, t->name, bad, badx, 1, err);
 	}
 	st->wsum += in->weight;
 	return fl_reader_finish(r, err);
@@ -2709,14 +2753,14 @@ stream_run(struct fl_agg *a, int out_fd, const char *out_name, char *err)
 		nb++;
 		if (nb == 1 && (rc = stream_open(&st, &hs[c], err))) {
 			if (rc == FL_ELIMIT &&
-			    !(rc = add_blob(a, &r, &hs[c], "-", 1, 0, err)) &&
-			    !(rc = add_rest(a, &r, hs, c ^ 1, 1, 0, "-", err)))
+			    !(rc = add_blob(a, &r, &hs[c], "-", NULL, 1, 0, err)) &&
+			    !(rc = add_rest(a, &r, hs, c ^ 1, 1, 0, "-", NULL, err)))
 				rc = STREAM_SPOOLED;
 			break;
 		}
 		if (nb == 2)	/* errors name it as the first of several */
 			number_first(a, 0);
-		if ((rc = add_blob(a, &r, &hs[c], "-", nb, 1, err)) ||
+		if ((rc = add_blob(a, &r, &hs[c], "-", NULL, nb, 1, err)) ||
 		    (rc = stream_blob(a, &st, &r, a->n - 1, err)))
 			break;
 		c ^= 1;
@@ -2749,8 +2793,10 @@ fl_agg_run(struct fl_agg *a, int out_fd, const char *out_name, int state_fd,
 		a->o.seed = (uint64_t)(fl_monotonic() * 1e9);
 	if (a->stdin_pending) {
 		a->stdin_pending = 0;
-		if ((rc = stream_run(a, out_fd, out_name, err)) != STREAM_SPOOLED)
+		if ((rc = stream_run(a, out_fd, out_name, err)) != STREAM_SPOOLED) {
+			a->streamed = rc == FL_OK;
 			return rc;
+		}
 	}
 	if ((rc = check_inputs(a, err)))
 		return rc;

@@ -82,6 +82,7 @@ struct fl_agg {
 	int stdin_used;
 	int stdin_pending;	/* standard input, not read yet: fl_agg_run
 				 * folds its blobs in as they come */
+	int streamed;		/* and fl_agg_run did (not spooled: too big) */
 	uint64_t spooled_mem;	/* bytes of standard input spooled in memory */
 	struct fl_header base;
 	int has_base;
@@ -101,6 +102,10 @@ void fl_agg_release(struct fl_agg *a);
  * another input follows it; a->n counts its blobs only then.
  */
 int fl_agg_add(struct fl_agg *a, const char *path, char *err);
+/* As fl_agg_add, but messages call path's blobs name ("alice/ID", an
+ * object's id) rather than the path of the file that holds them. */
+int fl_agg_add_as(struct fl_agg *a, const char *path, const char *name,
+    char *err);
 /*
  * Aggregate into a blob on out_fd; the new server-optimizer state goes to
  * state_fd when it is >= 0. Meta: samples, round, model_id, parents,

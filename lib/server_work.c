@@ -1120,18 +1120,11 @@ job_aggregate(struct req *r)
 			snprintf(err, sizeof(err), "inputs: expected object ids");
 			goto fail;
 		}
+		/* messages name the object, not its path here */
 		if ((rc = object_path(s, iid, 0, &path, err)) ||
-		    (rc = fl_agg_add(&a, path, err))) {
+		    (rc = fl_agg_add_as(&a, path, iid, err))) {
 			status = status_of(rc);
 			goto fail;
-		}
-		/* messages name the object, not its path here */
-		{
-			char *l = strdup(iid);
-			if (l) {
-				free(a.in[a.n - 1].label);
-				a.in[a.n - 1].label = l;
-			}
 		}
 		free(path);
 		path = NULL;

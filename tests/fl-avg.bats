@@ -264,18 +264,22 @@ from mkblob import MAGIC, pack, pad
 path, n, samples, seed = sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
 w = array.array("f", [((i * 7919 + seed * 104729) % 2001 - 1000) / 1000.0 for i in range(n)])
 import os
-if os.environ.get("NAN_AT"):
-    w[int(os.environ["NAN_AT"])] = float("nan")
 b = array.array("f", [seed, -seed, 0.5])
 dt = os.environ.get("DTYPE", "f32")
 if dt == "f64":	# the same values, read by the chunked reader, not mapped
     w, b = array.array("d", w), array.array("d", b)
+# CORRUPT=1: the NaN is not in the crc (a damaged file, not a bad update)
+wcrc = zlib.crc32(w.tobytes())
+if os.environ.get("NAN_AT"):
+    w[int(os.environ["NAN_AT"])] = float("nan")
+    if not os.environ.get("CORRUPT"):
+        wcrc = zlib.crc32(w.tobytes())
 tens, data = [], []
 for name, a in (("w", w), ("b", b)):
     raw = a.tobytes()
     data.append(raw)
     tens.append({"name": name, "dtype": dt, "shape": [len(a)], "enc": "raw",
-                 "size": len(raw), "crc32": zlib.crc32(raw)})
+                 "size": len(raw), "crc32": wcrc if name == "w" else zlib.crc32(raw)})
 hdr = pack({"v": 1, "kind": "model", "meta": {"samples": samples, "round": 1},
             "tensors": tens})
 out = MAGIC + struct.pack("<I", len(hdr)) + hdr
@@ -469,6 +473,19 @@ print(json.dumps({"meta": {"samples": 1}, "tensors": [["w", "f32", [16448], [v] 
 	stderr_has '3 weights for 2 inputs'
 }
 
+@test "fl-avg: standard input whose sum would pass 256 MiB is spooled instead, to the same bits" {
+	# 33.6M parameters: a sum of doubles of 268 MB, past the stream's bound
+	[ -z "$VALGRIND" ] || skip "two 134 MB models are too slow under valgrind"
+	fl-pack init --arch 5793,5793 --seed 1 -o a.blob
+	fl-pack init --arch 5793,5793 --seed 2 -o b.blob
+	run -0 --separate-stderr bash -c 'cat a.blob b.blob | fl-avg -v --uniform - >s.blob'
+	stderr_has '2 inputs'
+	[[ $stderr != *"folded in"* ]]
+	fl-avg --uniform -o f.blob a.blob b.blob
+	[ "$(crcs s.blob)" = "$(crcs f.blob)" ]
+	rm -f a.blob b.blob s.blob f.blob
+}
+
 @test "fl-avg: the threads do not change the sum's bits" {
 	# 1e30 + 1 - 1e30 is 0 in that order and 1 in another: the inputs are
 	# summed in their order, however many threads share the work.
@@ -578,6 +595,35 @@ PY
 	stderr_has 'bad.blob: tensor w: crc mismatch'
 	run -10 --separate-stderr fl-avg --base n.blob --server-opt yogi -o out.blob g1.blob g2.blob
 	stderr_has 'n.blob: tensor w holds NaN at element 777777'
+	[ ! -e out.blob ]
+}
+
+@test "fl-avg: a NaN the crc does not know of is a corrupt blob (exit 4), not a bad update, on every path" {
+	# The chunks are checked for NaN as they are read, and the crc at the
+	# tensor's end: the NaN used to be told first, with exit 10 and the
+	# advice to use --skip-bad, for what is a damaged file.
+	bigmodel g1.blob 1100003 1 1
+	CORRUPT=1 NAN_AT=10 bigmodel c.blob 1100003 2 2
+	NAN_AT=10 bigmodel n.blob 1100003 2 2
+	run -4 --separate-stderr bash -c 'cat g1.blob c.blob | fl-avg - >so.blob'	# the stream
+	stderr_has '<stdin> (blob 2): tensor w: crc mismatch'
+	run -4 --separate-stderr bash -c 'cat g1.blob c.blob | fl-avg --skip-bad - >so.blob'
+	stderr_has '<stdin> (blob 2): tensor w: crc mismatch'
+	run -4 --separate-stderr fl-avg -o out.blob g1.blob c.blob	# mapped
+	stderr_has 'c.blob: tensor w: crc mismatch'
+	# a true NaN is still one, named with its element
+	run -10 --separate-stderr bash -c 'cat g1.blob n.blob | fl-avg - >so.blob'
+	stderr_has '<stdin> (blob 2): tensor w holds NaN at element 10'
+	# the chunked reader (f64 is not mapped), fused mean and two passes
+	DTYPE=f64 bigmodel g1.blob 1100003 1 1
+	DTYPE=f64 CORRUPT=1 NAN_AT=10 bigmodel c.blob 1100003 2 2
+	DTYPE=f64 NAN_AT=10 bigmodel n.blob 1100003 2 2
+	for o in "" "--threads 2" "--method median" "--base g1.blob --clip 1"; do
+		run -4 --separate-stderr fl-avg $o --chunk 65536 -o out.blob g1.blob c.blob
+		stderr_has 'c.blob: tensor w: crc mismatch'
+		run -10 --separate-stderr fl-avg $o --chunk 65536 -o out.blob g1.blob n.blob
+		stderr_has 'n.blob: tensor w holds NaN at element 10'
+	done
 	[ ! -e out.blob ]
 }
 

@@ -331,6 +331,26 @@ print("ok")'
 t = [json.loads(subprocess.check_output(["fl-pack", "info", "--json", p]))
      for p in ("a.blob", "b.blob")]
 assert [x["crc32"] for x in t[0]["tensors"]] == [x["crc32"] for x in t[1]["tensors"]]'
+	# errors name the pointer, and standard input's blobs stay its own
+	fl-get "$(head -n 1 ptrs)" > one.blob
+	python3 - "$FIXTURES" one.blob nan.blob <<'PY'
+import sys
+sys.path.insert(0, sys.argv[1])
+from mkblob import dump, unpack, write
+raw = open(sys.argv[2], "rb").read()
+b = dump(raw)[0]
+names = list(b["tensors"])
+b["tensors"][names[0]][3] = float("nan")
+shapes = {t["name"]: t["shape"] for t in unpack(raw, 12)[0]["tensors"]}
+write(sys.argv[3], {"meta": b["meta"], "tensors": [[n, b["dtypes"][n],
+      shapes[n], b["tensors"][n]] for n in names]})
+PY
+	run -10 --separate-stderr fl-avg $(cat ptrs) nan.blob
+	[[ $stderr == *"nan.blob: tensor "*" holds NaN at element 3"* ]]
+	run -10 --separate-stderr bash -c "cat one.blob nan.blob | fl-avg - $(head -n 1 ptrs) >/dev/null"
+	[[ $stderr == *"<stdin> (blob 2): tensor "*" holds NaN at element 3"* ]]
+	run -10 --separate-stderr fl-avg "$(head -n 1 ptrs)" - < nan.blob
+	[[ $stderr == *"<stdin>: tensor "*" holds NaN at element 3"* ]]
 	# a file of that name wins; an unknown name is a missing file
 	run -6 --separate-stderr fl-avg nosuch
 	run -6 --separate-stderr fl-avg w1/0123456789abcdef
