@@ -50,9 +50,7 @@ struct fl_store {
 	size_t nslot;		/* a power of two, at least twice n */
 	struct tag *tags;
 	size_t ntags, tagcap;
-	uint64_t tagver;	/* changes to the tags, counted under mu */
 	pthread_mutex_t tagmu;	/* held while the tags file is written */
-	uint64_t tagsaved;	/* the change the file holds, under tagmu */
 };
 
 static const char *const summary_keys[] = {
@@ -314,49 +312,6 @@ index_remove(struct fl_store *s, struct entry *e)
 	s->ndead = 0;
 }
 
-/*
- * Make the tags file hold the tags as they are now, after a change; called
- * with the lock held, and returns with it released. The text is made under
- * the lock but written, fsynced and renamed outside it, so that no lookup
- * waits on the disk. Writers take turns under tagmu; one that finds a later
- * change already in the file has nothing to do, as that text holds its
- * change too.
- */
-static int
-tags_save_unlock(struct fl_store *s, char *err)
-{
-	struct fl_atomic a;
-	struct fl_buf b;
-	uint64_t ver = ++s->tagver;
-	int rc = FL_OK;
-
-	fl_buf_init(&b, 0);
-	for (size_t i = 0; i < s->ntags && rc == FL_OK; i++)
-		if (fl_buf_printf(&b, "%s %s\n", s->tags[i].name, s->tags[i].id))
-			rc = fl_err(err, FL_EFAIL, "out of memory");
-	pthread_mutex_unlock(&s->mu);
-	if (rc) {
-		fl_buf_release(&b);
-		return rc;
-	}
-	pthread_mutex_lock(&s->tagmu);
-	if (s->tagsaved < ver && (rc = fl_atomic_open(&a, s->tagpath, err)) == FL_OK) {
-		if (fl_write_full(a.fd, b.data, b.len)) {
-			rc = fl_errno(err, FL_EIO, "%s", s->tagpath);
-			fl_atomic_abort(&a);
-		} else if ((rc = fl_atomic_commit(&a, err)) == FL_OK) {
-			/* the rename too is on the disk before the answer */
-			if (fsync(s->topfd) && errno != EINVAL)
-				rc = fl_errno(err, FL_EIO, "%s: fsync", s->dir);
-			else
-				s->tagsaved = ver;
-		}
-	}
-	pthread_mutex_unlock(&s->tagmu);
-	fl_buf_release(&b);
-	return rc;
-}
-
 /* Point tag at id, an indexed object; called with the lock held. */
 static int
 tags_set(struct fl_store *s, const char *tag, const char *id)
@@ -384,6 +339,61 @@ tags_set(struct fl_store *s, const char *tag, const char *id)
 	s->ntags++;
 	index_find(s, id)->ntags++;
 	return FL_OK;
+}
+
+/*
+ * Write the tags file: the tags as they are, with tag pointed at id when
+ * tag is not NULL; the file fsynced, renamed, its directory fsynced. Only
+ * then does the change take effect here: a tag the disk failed to keep is
+ * not served either, and the error told is the truth. Writers take turns
+ * under tagmu, each writing the tags as they are when its turn comes, so
+ * that the last file holds the last change; the text is made under the
+ * lock, and written outside it, so that no lookup waits on the disk.
+ */
+static int
+tags_write(struct fl_store *s, const char *tag, const char *id, char *err)
+{
+	struct fl_atomic a;
+	struct fl_buf b;
+	int rc = FL_OK, found = 0;
+
+	fl_buf_init(&b, 0);
+	pthread_mutex_lock(&s->tagmu);
+	pthread_mutex_lock(&s->mu);
+	if (tag && !index_find(s, id))
+		rc = fl_err(err, FL_ENOTFOUND, "%s: no such object", id);
+	for (size_t i = 0; i < s->ntags && rc == FL_OK; i++) {
+		int mine = tag && !strcmp(s->tags[i].name, tag);
+		found |= mine;
+		if (fl_buf_printf(&b, "%s %s\n", s->tags[i].name,
+		    mine ? id : s->tags[i].id))
+			rc = fl_err(err, FL_EFAIL, "out of memory");
+	}
+	if (rc == FL_OK && tag && !found && fl_buf_printf(&b, "%s %s\n", tag, id))
+		rc = fl_err(err, FL_EFAIL, "out of memory");
+	pthread_mutex_unlock(&s->mu);
+	if (rc == FL_OK && (rc = fl_atomic_open(&a, s->tagpath, err)) == FL_OK) {
+		if (fl_write_full(a.fd, b.data, b.len)) {
+			rc = fl_errno(err, FL_EIO, "%s", s->tagpath);
+			fl_atomic_abort(&a);
+		} else if ((rc = fl_atomic_commit(&a, err)) == FL_OK &&
+		    fsync(s->topfd) && errno != EINVAL) {
+			/* the rename too is on the disk before the answer */
+			rc = fl_errno(err, FL_EIO, "%s: fsync", s->dir);
+		}
+	}
+	if (rc == FL_OK && tag) {
+		pthread_mutex_lock(&s->mu);
+		/* An object deleted meanwhile took its tags along; the file
+		 * names it until the delete's own write, and a tag of no
+		 * object is dropped when the store opens. */
+		if (index_find(s, id) && tags_set(s, tag, id))
+			rc = fl_err(err, FL_EFAIL, "out of memory");
+		pthread_mutex_unlock(&s->mu);
+	}
+	pthread_mutex_unlock(&s->tagmu);
+	fl_buf_release(&b);
+	return rc;
 }
 
 static void
@@ -824,18 +834,11 @@ fl_store_commit(struct fl_store *s, struct fl_upload *u,
 		entry_release(&e);
 		return fl_err(err, FL_EFAIL, "out of memory");
 	}
-	if (!tag) {
-		pthread_mutex_unlock(&s->mu);
+	pthread_mutex_unlock(&s->mu);
+	if (!tag)
 		return FL_OK;
-	}
-	if (tags_set(s, tag, id)) {
-		pthread_mutex_unlock(&s->mu);
-		rc = fl_err(err, FL_EFAIL, "out of memory");
-	} else {
-		rc = tags_save_unlock(s, err);
-	}
 	/* the object is stored and served: the message must say so */
-	if (rc)
+	if ((rc = tags_write(s, tag, id, err)))
 		fl_err_prefix(err, "stored as %s, but not tagged %s", id, tag);
 	return rc;
 fail:
@@ -862,23 +865,44 @@ fl_store_path(struct fl_store *s, const char *id)
 	return fl_id_valid(id) ? join(s->objdir, id) : NULL;
 }
 
-int
-fl_store_open_object(struct fl_store *s, const char *id, int *fd,
-    uint64_t *size, char *err)
+/*
+ * Open object id for reading, if the index has it: a file in objects/ that
+ * it does not have is one that did not read at the start (a partial file
+ * a crash of another program left, say), or one being committed, not yet
+ * acknowledged. Neither is served. Opened under the lock, so that a delete
+ * cannot come in between.
+ */
+static int
+open_indexed(struct fl_store *s, const char *id, int *fd, char *err)
 {
-	struct stat st;
 	char *p;
+	int rc = FL_OK;
 
 	*fd = -1;
 	if (!fl_id_valid(id))
 		return fl_err(err, FL_EUSAGE, "bad object id");
 	if (!(p = join(s->objdir, id)))
 		return fl_err(err, FL_EFAIL, "out of memory");
-	*fd = open(p, O_RDONLY | O_CLOEXEC);
+	pthread_mutex_lock(&s->mu);
+	if (!index_find(s, id))
+		rc = fl_err(err, FL_ENOTFOUND, "%s: no such object", id);
+	else if ((*fd = open(p, O_RDONLY | O_CLOEXEC)) < 0)
+		rc = errno == ENOENT ? fl_err(err, FL_ENOTFOUND, "%s: no such object",
+		    id) : fl_errno(err, FL_EIO, "%s", id);
+	pthread_mutex_unlock(&s->mu);
 	free(p);
-	if (*fd < 0)
-		return errno == ENOENT ? fl_err(err, FL_ENOTFOUND, "%s: no such object", id) :
-		    fl_errno(err, FL_EIO, "%s", id);
+	return rc;
+}
+
+int
+fl_store_open_object(struct fl_store *s, const char *id, int *fd,
+    uint64_t *size, char *err)
+{
+	struct stat st;
+	int rc;
+
+	if ((rc = open_indexed(s, id, fd, err)))
+		return rc;
 	if (fstat(*fd, &st)) {
 		close(*fd);
 		*fd = -1;
@@ -925,33 +949,28 @@ fl_store_delete(struct fl_store *s, const char *id, char *kind, size_t kindlen,
 		s->tags[j++] = s->tags[i];
 	}
 	s->ntags = j;
-	if (dirty)
-		rc = tags_save_unlock(s, err);
-	else
-		pthread_mutex_unlock(&s->mu);
+	pthread_mutex_unlock(&s->mu);
 	/* durable before the answer, with no lookup waiting on it */
-	fsync(s->objfd);
+	if (fsync(s->objfd) && errno != EINVAL)
+		rc = fl_errno(err, FL_EIO, "%s: fsync", s->objdir);
+	/* Its tags are gone here; should the file keep naming it (the disk
+	 * failing now), they are dropped when the store opens, as tags of
+	 * no object. The delete is done either way. */
+	if (dirty) {
+		char e2[FL_ERRLEN];
+		tags_write(s, NULL, NULL, e2);
+	}
 	return rc;
 }
 
 int
 fl_store_tag(struct fl_store *s, const char *id, const char *tag, char *err)
 {
-	int rc;
-
 	if (!fl_id_valid(id))
 		return fl_err(err, FL_EUSAGE, "bad object id");
 	if (!fl_tag_valid(tag))
 		return fl_err(err, FL_EUSAGE, "bad tag: use letters, digits, '.', '_', '-'");
-	pthread_mutex_lock(&s->mu);
-	if (!index_find(s, id))
-		rc = fl_err(err, FL_ENOTFOUND, "%s: no such object", id);
-	else if (tags_set(s, tag, id))
-		rc = fl_err(err, FL_EFAIL, "out of memory");
-	else
-		return tags_save_unlock(s, err);
-	pthread_mutex_unlock(&s->mu);
-	return rc;
+	return tags_write(s, tag, id, err);
 }
 
 int
@@ -1155,22 +1174,13 @@ fl_store_header(struct fl_store *s, const char *id, struct fl_val *v, char *err)
 {
 	struct fl_reader r;
 	struct fl_header h;
-	char *p;
-	int rc;
+	int rc, fd;
 
 	fl_val_nil(v);
-	if (!fl_id_valid(id))
-		return fl_err(err, FL_EUSAGE, "bad object id");
-	if (!(p = join(s->objdir, id)))
-		return fl_err(err, FL_EFAIL, "out of memory");
-	if (access(p, F_OK)) {
-		free(p);
-		return fl_err(err, FL_ENOTFOUND, "%s: no such object", id);
-	}
-	rc = fl_reader_open(&r, p, err);
-	free(p);
-	if (rc)
+	if ((rc = open_indexed(s, id, &fd, err)))
 		return rc;
+	fl_reader_fd(&r, fd, id);
+	r.own_fd = 1;
 	if ((rc = fl_reader_next(&r, &h, err)) == FL_OK) {
 		fl_header_to_val(&h, v);
 		fl_header_release(&h);
