@@ -723,6 +723,45 @@ job_list(struct req *r)
 	req_done(r, DONE_REPLY, 1);
 }
 
+/* DELETE /v1/objects/ID, PUT /v1/objects/ID/tags/TAG (r->tag set): on a
+ * worker, as both wait on the disk (fsync), which the service thread
+ * never does. */
+static void
+job_object(struct req *r)
+{
+	char err[FL_ERRLEN], kind[80] = "";
+	int rc;
+
+	if (r->tag) {
+		if ((rc = fl_store_tag(r->s->o.store, r->arg, r->tag, err)) == FL_OK)
+			fl_store_kind(r->s->o.store, r->arg, kind, sizeof(kind));
+	} else {
+		rc = fl_store_delete(r->s->o.store, r->arg, kind, sizeof(kind), err);
+	}
+	if (rc) {
+		req_reply_err(r, status_of(rc), err);
+		req_done(r, DONE_REPLY, 1);
+		return;
+	}
+	req_reply_empty(r, 204);
+	req_set_event(r, r->tag ? "tagged" : "deleted", r->arg, kind);
+	req_done(r, DONE_REPLY | DONE_EVENT, 1);
+}
+
+static void
+submit_object(struct req *r, const char *id, const char *tag)
+{
+	if (!(r->arg = strdup(id)) || (tag && !(r->tag = strdup(tag)))) {
+		req_reply_err(r, 500, "out of memory");
+		return;
+	}
+	pthread_mutex_lock(&r->mu);
+	r->jobs++;
+	pthread_mutex_unlock(&r->mu);
+	r->busy = 1;
+	srv_submit(r, job_object);
+}
+
 /* GET /v1/objects[?limit=N&after=CURSOR&kind=K&tag=T]: the query read
  * here, the page built by a worker (a thousand objects take milliseconds). */
 static void
@@ -1020,15 +1059,9 @@ route(struct req *r, const char *path)
 			goto out;
 		}
 		if (nseg == 2 && !strcmp(m, "DELETE")) {
-			char kind[80];
 			if (authorize(r, FL_RIGHT_WRITE, 0))
 				goto out;
-			if ((rc = fl_store_delete(s->o.store, seg[1], kind, sizeof(kind), err)))
-				req_reply_err(r, status_of(rc), err);
-			else {
-				req_reply_empty(r, 204);
-				srv_event(s, "deleted", seg[1], kind);
-			}
+			submit_object(r, seg[1], NULL);
 			goto out;
 		}
 		if (nseg == 3 && !strcmp(seg[2], "header") && get) {
@@ -1043,16 +1076,9 @@ route(struct req *r, const char *path)
 			goto out;
 		}
 		if (nseg == 4 && !strcmp(seg[2], "tags") && !strcmp(m, "PUT")) {
-			char kind[80] = "";
 			if (authorize(r, FL_RIGHT_WRITE, 0))
 				goto out;
-			if ((rc = fl_store_tag(s->o.store, seg[1], seg[3], err))) {
-				req_reply_err(r, status_of(rc), err);
-			} else {
-				req_reply_empty(r, 204);
-				fl_store_kind(s->o.store, seg[1], kind, sizeof(kind));
-				srv_event(s, "tagged", seg[1], kind);
-			}
+			submit_object(r, seg[1], seg[3]);
 			goto out;
 		}
 		if (nseg == 3 && !strcmp(seg[2], "push") && post) {

@@ -213,6 +213,8 @@ int status_of(int rc);
 int req_fail(struct req *r);
 /* From a worker: hand r back (release: the worker lets go of it). */
 void req_done(struct req *r, int what, int release);
+/* On a worker: the event req_done(DONE_EVENT) sends. */
+void req_set_event(struct req *r, const char *ev, const char *id, const char *kind);
 void req_free(struct req *r);
 
 /* server_work.c */

@@ -151,8 +151,8 @@ srv_submit(struct req *r, void (*fn)(struct req *))
 	push_job(&r->s->work, r, fn);
 }
 
-static void
-set_event(struct req *r, const char *ev, const char *id, const char *kind)
+void
+req_set_event(struct req *r, const char *ev, const char *id, const char *kind)
 {
 	snprintf(r->ev_name, sizeof(r->ev_name), "%s", ev);
 	snprintf(r->ev_id, sizeof(r->ev_id), "%s", id);
@@ -311,7 +311,7 @@ job_upload(struct req *r)
 		}
 		if (rc == FL_OK) {
 			req_reply_val(r, 201, &info);
-			set_event(r, "stored", id, fl_map_get_str(&info, "kind"));
+			req_set_event(r, "stored", id, fl_map_get_str(&info, "kind"));
 			srv_log(r->s, FL_LOG_INFO, "stored %s (%s, %llu bytes)", id,
 			    fl_map_get_str(&info, "kind"), (unsigned long long)r->received);
 			fl_val_release(&info);
@@ -712,7 +712,7 @@ job_push(struct req *r)
 		if ((rc = fl_store_delete(s->o.store, r->arg, NULL, 0, err))) {
 			fl_map_set_str(&res, "warning", err);
 		} else {
-			set_event(r, "deleted", r->arg, kind);
+			req_set_event(r, "deleted", r->arg, kind);
 		}
 	}
 	req_reply_val(r, 200, &res);
@@ -987,7 +987,7 @@ job_fit(struct req *r)
 		req_reply_object(r, 201, id);
 	else
 		req_reply_val(r, 201, &info);
-	set_event(r, "fitted", id, fl_map_get_str(&info, "kind"));
+	req_set_event(r, "fitted", id, fl_map_get_str(&info, "kind"));
 	srv_log(s, FL_LOG_INFO, "fitted %s on %s: %s, %llu samples, loss %.4f, "
 	    "%.3f s", r->arg ? r->arg : "a model", r->dsref->key, id,
 	    (unsigned long long)res.samples,
@@ -1176,7 +1176,7 @@ job_aggregate(struct req *r)
 	}
 	fl_map_set_uint(&info, "inputs", a.n);
 	req_reply_val(r, 201, &info);
-	set_event(r, "aggregated", id, fl_map_get_str(&info, "kind"));
+	req_set_event(r, "aggregated", id, fl_map_get_str(&info, "kind"));
 	srv_log(s, FL_LOG_INFO, "aggregated %zu objects into %s", a.n, id);
 	goto done;
 fail:

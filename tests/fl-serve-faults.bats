@@ -131,6 +131,15 @@ serve() {
 	[[ $stderr == *"objects: fsync: Input/output error"* ]]
 	rm fail
 	run -6 fl-get -o got "http://127.0.0.1:$p/$id"
+	# a tag or a delete waiting on a slow disk does not hold up the others
+	echo slow >fail
+	curl -s -o /dev/null -X PUT "http://127.0.0.1:$p/v1/objects/${ptr##*/}/tags/slow" &
+	local slowpid=$!
+	sleep 0.5
+	run -0 curl -sf --max-time 10 "http://127.0.0.1:$p/v1/health"
+	kill -0 "$slowpid"	# answered while the tag's fsync was still under way
+	wait "$slowpid"
+	rm fail
 	# the refused object is gone, the other served; a restart agrees
 	[ "$(ls "$s/objects")" = "${ptr##*/}" ]
 	[ -z "$(ls "$s/tmp")" ]
