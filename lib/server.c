@@ -28,6 +28,7 @@
 /* A body must move this much per timeout period to keep its connection:
  * a client trickling a byte a second is dropped, not kept forever. */
 #define MIN_PROGRESS (16u << 10)
+#define PAUSE_TICK 1000000	/* us: a paused upload's timeout put off */
 
 void
 srv_log(struct fl_server *s, int level, const char *fmt, ...)
@@ -1408,7 +1409,7 @@ cb_http(struct lws *wsi, enum lws_callback_reasons reason, struct pss *pss,
 {
 	struct fl_server *s = lws_context_user(lws_get_context(wsi));
 	struct req *r = pss ? pss->r : NULL;
-	int rc, failed;
+	int rc, failed, paused;
 
 	switch (reason) {
 	case LWS_CALLBACK_HTTP:
@@ -1462,8 +1463,25 @@ cb_http(struct lws *wsi, enum lws_callback_reasons reason, struct pss *pss,
 		}
 		if ((rc = srv_body_chunk(r, in, len)) < 0)
 			return -1;
-		if (rc > 0)
+		if (rc > 0) {
+			/* Paused for our disk, not for the client's slowness:
+			 * lws's timeout, which it set again for this piece, is
+			 * put off while the pause lasts (LWS_CALLBACK_TIMER). */
 			lws_rx_flow_control(wsi, 0);
+			lws_set_timer_usecs(wsi, PAUSE_TICK);
+		}
+		return 0;
+	case LWS_CALLBACK_TIMER:
+		if (r) {
+			pthread_mutex_lock(&r->mu);
+			paused = r->paused;
+			pthread_mutex_unlock(&r->mu);
+			if (paused) {
+				lws_set_timeout(wsi, PENDING_TIMEOUT_HTTP_CONTENT,
+				    (int)s->o.idle_timeout);
+				lws_set_timer_usecs(wsi, PAUSE_TICK);
+			}
+		}
 		return 0;
 	case LWS_CALLBACK_HTTP_BODY_COMPLETION:
 		/* When a request came pipelined behind another, lws offers the

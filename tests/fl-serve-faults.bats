@@ -155,6 +155,27 @@ serve() {
 	cmp got "$D/k1.blob"
 }
 
+@test "faults: an upload the worker pauses while its threads are busy is not dropped by --timeout" {
+	# four handlers hold the four worker threads for 5 s; a 10 MB upload
+	# fills the queue and is paused meanwhile, for longer than --timeout
+	local p s=$BATS_TEST_TMPDIR/st i ptr busy=()
+	printf '#!/bin/sh\nsleep 5\ncat\n' >slow.sh
+	chmod +x slow.sh
+	fl-pack init --arch 2500,1000 --seed 4 -o ten.blob
+	p=$(free_port)
+	serve "$p" "$s" --timeout 2 --handler slow="$PWD/slow.sh"
+	for i in 1 2 3 4; do
+		curl -s -o /dev/null --data x "http://127.0.0.1:$p/v1/messages/slow" 3>&- &
+		busy+=($!)
+	done
+	sleep 0.5
+	run -0 fl-send --retry 0 http://127.0.0.1:$p ten.blob
+	ptr=$output
+	run -0 fl-get -o got "$ptr"
+	cmp got ten.blob
+	wait "${busy[@]}"
+}
+
 @test "faults: a file in objects/ that the store did not take at its start is never served" {
 	# a partial copy (a crash of something else, a disk gone bad): the
 	# index leaves it out, and so must every route that reads objects
