@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
 #include <unistd.h>
@@ -22,6 +23,7 @@
 #define PAUSE_AT (8u << 20)	/* queued upload bytes that pause the socket */
 #define MAX_SMALL_BODY (16u << 20)	/* message and push bodies */
 #define MAX_EVENTS_QUEUED 256
+#define WS_SNDBUF (64 * 1024)	/* a watcher's socket, the kernel doubles it */
 #define GRACE 30		/* seconds to finish work in flight on stop */
 #define FIT_QUEUE 16		/* fits waiting beyond those running */
 #define MAX_FIT_ARGS 16
@@ -1588,6 +1590,11 @@ cb_ws(struct lws *wsi, enum lws_callback_reasons reason, struct pss *pss,
 		if (!(c = calloc(1, sizeof(*c))))
 			return -1;
 		c->wsi = wsi;
+		/* a fixed send buffer: the kernel would grow it to megabytes
+		 * for a watcher that does not read, holding thousands of
+		 * events the queue's bound meant to drop */
+		(void)setsockopt(lws_get_socket_fd(wsi), SOL_SOCKET, SO_SNDBUF,
+		    &(int){ WS_SNDBUF }, sizeof(int));
 		{
 			const char *q = lws_get_urlarg_by_name(wsi, "format=", fmt, sizeof(fmt));
 			c->json = q && !strcmp(q, "json");

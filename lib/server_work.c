@@ -118,6 +118,15 @@ srv_pool_stop(struct fl_server *s)
 	s->nthreads = 0;
 }
 
+/* The reply to a write into the store that failed just now, by its errno:
+ * 507 when the disk or the quota is full, 500 for any other fault (EIO).
+ * The errno is the write's: fl_errno and free keep it. */
+static int
+disk_status(void)
+{
+	return errno == ENOSPC || errno == EDQUOT ? 507 : 500;
+}
+
 /* Queue fn(r) on q; the caller has counted the job in r->jobs. */
 static void
 push_job(struct jobq *q, struct req *r, void (*fn)(struct req *))
@@ -274,7 +283,7 @@ job_upload(struct req *r)
 		pthread_mutex_unlock(&r->mu);
 		if (!werr && !failed && r->up.fd >= 0 &&
 		    fl_store_write(&r->up, c->data, c->len, err))
-			werr = FL_EIO;
+			werr = disk_status();
 		chunk_put(r, c);
 		if (resume)
 			req_done(r, DONE_RESUME, 0);
@@ -287,7 +296,7 @@ job_upload(struct req *r)
 			r->scheduled = 0;
 			pthread_mutex_unlock(&r->mu);
 			if (mine)
-				req_reply_err(r, 507, err);
+				req_reply_err(r, werr, err);
 			req_done(r, mine ? DONE_REPLY : 0, 1);
 			return;
 		}
@@ -968,10 +977,10 @@ job_fit(struct req *r)
 	}
 	if ((rc = fl_model_write(up.fd, up.tmp, &h, net, err)) ||
 	    (end = lseek(up.fd, 0, SEEK_END)) < 0) {
+		status = disk_status();
 		if (!rc)
 			fl_errno(err, FL_EIO, "%s", up.tmp);
 		fl_store_abort(&up);
-		status = 507;
 		goto fail;
 	}
 	up.bytes = (uint64_t)end;
@@ -1145,7 +1154,7 @@ job_aggregate(struct req *r)
 	    fl_agg_rule_name(&o));
 	if ((rc = fl_agg_run(&a, up.fd, up.tmp, has_state ? sup.fd : -1,
 	    has_state ? sup.tmp : NULL, err))) {
-		status = rc == FL_EIO ? 507 : status_of(rc);
+		status = rc == FL_EIO ? disk_status() : status_of(rc);
 		goto fail;
 	}
 	if ((end = lseek(up.fd, 0, SEEK_END)) < 0) {

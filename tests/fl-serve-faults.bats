@@ -95,7 +95,7 @@ serve() {
 	run -0 curl -sf --max-time 5 http://127.0.0.1:$p/v1/health
 }
 
-@test "faults: the disk cannot sync the store's directories: 500 naming them, nothing half-stored, an object kept untagged said to be" {
+@test "faults: the disk cannot sync the store's directories or write its files: 500 naming them, nothing half-stored, an object kept untagged said to be" {
 	local p s=$BATS_TEST_TMPDIR/st ptr id
 	cc -shared -fPIC -o failsync.so "$FIXTURES/failsync.c" -ldl
 	p=$(free_port)
@@ -139,6 +139,10 @@ serve() {
 	run -0 curl -sf --max-time 10 "http://127.0.0.1:$p/v1/health"
 	kill -0 "$slowpid"	# answered while the tag's fsync was still under way
 	wait "$slowpid"
+	# a write that fails for another reason than a full disk is not 507
+	echo "write $s/tmp" >fail
+	run -1 --separate-stderr fl-send --retry 0 http://127.0.0.1:$p "$D/k1.blob"
+	[[ $stderr == *"cannot write the upload to the store: Input/output error (HTTP 500)"* ]]
 	rm fail
 	# the refused object is gone, the other served; a restart agrees
 	[ "$(ls "$s/objects")" = "${ptr##*/}" ]
