@@ -959,6 +959,12 @@ begin_body(struct req *r, int kind, uint64_t limit)
 			r->close_after = 1;
 			return 1;
 		}
+		if (!present && kind == BODY_BLOB) {
+			/* no Content-Length is no body, a blob would be the
+			 * empty one: say what is missing */
+			req_reply_err(r, 411, "send the blob with a Content-Length");
+			return 1;
+		}
 		r->body_complete = 1;
 		srv_submit_body(r);
 		return 1;

@@ -226,7 +226,7 @@ assert len(ids) == 1203 and len(set(ids)) == 1203, len(ids)'
 	[ -z "$(ls "$D/sa/tmp")" ]
 }
 
-@test "fl-serve: a chunked body gets 411 saying to send a Content-Length" {
+@test "fl-serve: a chunked body or none gets 411 saying to send a Content-Length" {
 	local before after
 	before=$(ls "$D/sa/objects" | wc -l)
 	[ "$(code POST "$A/v1/objects" "${RW[@]}" "${J[@]}" -H 'Transfer-Encoding: chunked' \
@@ -236,6 +236,11 @@ assert len(ids) == 1203 and len(set(ids)) == 1203, len(ids)'
 	[ "$before" = "$after" ]
 	# the connection was closed, the server serves on
 	[ "$(code GET "$A/v1/health")" = 200 ]
+	# no Content-Length at all: no body, not an empty blob
+	[ "$(code POST "$A/v1/objects" "${RW[@]}" "${J[@]}")" = 411 ]
+	grep -q 'send the blob with a Content-Length' body
+	[ "$before" = "$(ls "$D/sa/objects" | wc -l)" ]
+	[ -z "$(ls "$D/sa/tmp")" ]
 }
 
 @test "fl-serve: a blob of several MiB goes in and out whole, from a cold page cache too" {
