@@ -1056,6 +1056,22 @@ agg_warn(void *arg, const char *msg)
 	srv_log(r->s, FL_LOG_WARN, "aggregate: %s", msg);
 }
 
+/* Take back the objects a failed aggregate stored (ids[0] just after its
+ * commit, ids[1] after the state's); one the store could not remove is
+ * named in the error. */
+static void
+unstore(struct fl_server *s, const char *const *ids, size_t n, char *err)
+{
+	char e2[FL_ERRLEN], kind[80];
+
+	if (!n)
+		return;
+	for (size_t k = 0; k < n; k++)
+		if (fl_store_delete(s->o.store, ids[k], NULL, 0, e2) &&
+		    fl_store_kind(s->o.store, ids[k], kind, sizeof(kind)) == FL_OK)
+			fl_err_prefix(err, "%s stored, untagged", ids[k]);
+}
+
 /*
  * POST /v1/aggregate: {"inputs": [ID...], fl-avg's options (aggregate_kv.c),
  * "base": ID, "state": TAG, "tag": TAG}: aggregate objects of this worker
@@ -1072,8 +1088,9 @@ job_aggregate(struct req *r)
 	struct fl_agg_opts o;
 	struct fl_agg a;
 	struct fl_upload up, sup;
-	const char *tag = "latest-aggregate";
+	const char *tag = "latest-aggregate", *stag = NULL, *tags[2], *ids[2];
 	char err[FL_ERRLEN], id[FL_ID_LEN + 1], sid[FL_ID_LEN + 1];
+	size_t ntags = 0;
 	char *base = NULL, *state = NULL, *path = NULL;
 	double *weights = NULL;
 	int rc, status = 400, aopen = 0, upopen = 0, supopen = 0, has_state = 0;
@@ -1111,6 +1128,12 @@ job_aggregate(struct req *r)
 			goto fail;
 		}
 		has_state = o.opt != FL_SOPT_SGD;
+		stag = o.state;
+		if (has_state && !strcmp(stag, tag)) {
+			snprintf(err, sizeof(err), "state: the tag %s is the "
+			    "aggregate's own", tag);
+			goto fail;
+		}
 		if ((rc = object_path(s, o.state, 1, &state, err)) &&
 		    rc != FL_ENOTFOUND) {
 			status = status_of(rc);
@@ -1164,30 +1187,45 @@ job_aggregate(struct req *r)
 	}
 	up.bytes = (uint64_t)end;
 	upopen = 0;
-	if ((rc = fl_store_commit(s->o.store, &up, &s->lim, tag, id, &info, err))) {
+	/* Stored untagged, then tagged together: a failed aggregate moves
+	 * neither its tag nor the state's, and leaves no object behind. */
+	if ((rc = fl_store_commit(s->o.store, &up, &s->lim, NULL, id, &info,
+	    err))) {
 		status = rc == FL_ELIMIT ? 507 : 500;
 		goto fail;
 	}
+	tags[0] = tag;
+	ids[0] = id;
+	ntags = 1;
 	if (has_state) {
 		if ((end = lseek(sup.fd, 0, SEEK_END)) < 0) {
 			fl_errno(err, FL_EIO, "%s", sup.tmp);
 			status = 500;
-			goto fail;
+			goto unstore;
 		}
 		sup.bytes = (uint64_t)end;
 		supopen = 0;
-		if ((rc = fl_store_commit(s->o.store, &sup, &s->lim,
-		    fl_map_get_str(&body, "state"), sid, &sinfo, err))) {
+		if ((rc = fl_store_commit(s->o.store, &sup, &s->lim, NULL, sid,
+		    &sinfo, err))) {
 			status = rc == FL_ELIMIT ? 507 : 500;
-			goto fail;
+			goto unstore;
 		}
+		tags[1] = stag;
+		ids[1] = sid;
+		ntags = 2;
 		fl_map_set_str(&info, "state", sid);
+	}
+	if (fl_store_tags(s->o.store, ntags, tags, ids, err)) {
+		status = 500;
+		goto unstore;
 	}
 	fl_map_set_uint(&info, "inputs", a.n);
 	req_reply_val(r, 201, &info);
 	req_set_event(r, "aggregated", id, fl_map_get_str(&info, "kind"));
 	srv_log(s, FL_LOG_INFO, "aggregated %zu objects into %s", a.n, id);
 	goto done;
+unstore:
+	unstore(s, ids, ntags, err);
 fail:
 	srv_log(s, FL_LOG_INFO, "aggregation refused: %s", err);
 	req_reply_err(r, status, err);

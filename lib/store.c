@@ -342,35 +342,44 @@ tags_set(struct fl_store *s, const char *tag, const char *id)
 }
 
 /*
- * Write the tags file: the tags as they are, with tag pointed at id when
- * tag is not NULL; the file fsynced, renamed, its directory fsynced. Only
- * then does the change take effect here: a tag the disk failed to keep is
- * not served either, and the error told is the truth. Writers take turns
- * under tagmu, each writing the tags as they are when its turn comes, so
- * that the last file holds the last change; the text is made under the
- * lock, and written outside it, so that no lookup waits on the disk.
+ * Write the tags file: the tags as they are, with tag[k] pointed at id[k]
+ * for each of the n changes; the file fsynced, renamed, its directory
+ * fsynced. Only then do the changes take effect here, all of them or none:
+ * a tag the disk failed to keep is not served either, and the error told
+ * is the truth. Writers take turns under tagmu, each writing the tags as
+ * they are when its turn comes, so that the last file holds the last
+ * change; the text is made under the lock, and written outside it, so
+ * that no lookup waits on the disk.
  */
 static int
-tags_write(struct fl_store *s, const char *tag, const char *id, char *err)
+tags_write(struct fl_store *s, size_t n, const char *const *tag,
+    const char *const *id, char *err)
 {
 	struct fl_atomic a;
 	struct fl_buf b;
-	int rc = FL_OK, found = 0;
+	unsigned found = 0;	/* bit k: tag[k] is an existing tag */
+	int rc = FL_OK;
 
 	fl_buf_init(&b, 0);
 	pthread_mutex_lock(&s->tagmu);
 	pthread_mutex_lock(&s->mu);
-	if (tag && !index_find(s, id))
-		rc = fl_err(err, FL_ENOTFOUND, "%s: no such object", id);
+	for (size_t k = 0; k < n && rc == FL_OK; k++)
+		if (!index_find(s, id[k]))
+			rc = fl_err(err, FL_ENOTFOUND, "%s: no such object", id[k]);
 	for (size_t i = 0; i < s->ntags && rc == FL_OK; i++) {
-		int mine = tag && !strcmp(s->tags[i].name, tag);
-		found |= mine;
-		if (fl_buf_printf(&b, "%s %s\n", s->tags[i].name,
-		    mine ? id : s->tags[i].id))
+		const char *to = s->tags[i].id;
+		for (size_t k = 0; k < n; k++)
+			if (!strcmp(s->tags[i].name, tag[k])) {
+				to = id[k];
+				found |= 1u << k;
+			}
+		if (fl_buf_printf(&b, "%s %s\n", s->tags[i].name, to))
 			rc = fl_err(err, FL_EFAIL, "out of memory");
 	}
-	if (rc == FL_OK && tag && !found && fl_buf_printf(&b, "%s %s\n", tag, id))
-		rc = fl_err(err, FL_EFAIL, "out of memory");
+	for (size_t k = 0; k < n && rc == FL_OK; k++)
+		if (!(found & 1u << k) &&
+		    fl_buf_printf(&b, "%s %s\n", tag[k], id[k]))
+			rc = fl_err(err, FL_EFAIL, "out of memory");
 	pthread_mutex_unlock(&s->mu);
 	if (rc == FL_OK && (rc = fl_atomic_open(&a, s->tagpath, err)) == FL_OK) {
 		if (fl_write_full(a.fd, b.data, b.len)) {
@@ -382,15 +391,14 @@ tags_write(struct fl_store *s, const char *tag, const char *id, char *err)
 			rc = fl_errno(err, FL_EIO, "%s: fsync", s->dir);
 		}
 	}
-	if (rc == FL_OK && tag) {
-		pthread_mutex_lock(&s->mu);
-		/* An object deleted meanwhile took its tags along; the file
-		 * names it until the delete's own write, and a tag of no
-		 * object is dropped when the store opens. */
-		if (index_find(s, id) && tags_set(s, tag, id))
+	pthread_mutex_lock(&s->mu);
+	/* An object deleted meanwhile took its tags along; the file names
+	 * it until the delete's own write, and a tag of no object is
+	 * dropped when the store opens. */
+	for (size_t k = 0; k < n && rc == FL_OK; k++)
+		if (index_find(s, id[k]) && tags_set(s, tag[k], id[k]))
 			rc = fl_err(err, FL_EFAIL, "out of memory");
-		pthread_mutex_unlock(&s->mu);
-	}
+	pthread_mutex_unlock(&s->mu);
 	pthread_mutex_unlock(&s->tagmu);
 	fl_buf_release(&b);
 	return rc;
@@ -749,6 +757,7 @@ fl_store_commit(struct fl_store *s, struct fl_upload *u,
 {
 	struct entry e;
 	struct timespec ts[2];
+	const char *cid;
 	char *path = NULL;
 	int64_t stored;
 	int rc, tries, again, reserved = 0;
@@ -838,7 +847,8 @@ fl_store_commit(struct fl_store *s, struct fl_upload *u,
 	if (!tag)
 		return FL_OK;
 	/* the object is stored and served: the message must say so */
-	if ((rc = tags_write(s, tag, id, err)))
+	cid = id;
+	if ((rc = tags_write(s, 1, &tag, &cid, err)))
 		fl_err_prefix(err, "stored as %s, but not tagged %s", id, tag);
 	return rc;
 fail:
@@ -958,7 +968,7 @@ fl_store_delete(struct fl_store *s, const char *id, char *kind, size_t kindlen,
 	 * no object. The delete is done either way. */
 	if (dirty) {
 		char e2[FL_ERRLEN];
-		tags_write(s, NULL, NULL, e2);
+		tags_write(s, 0, NULL, NULL, e2);
 	}
 	return rc;
 }
@@ -970,7 +980,24 @@ fl_store_tag(struct fl_store *s, const char *id, const char *tag, char *err)
 		return fl_err(err, FL_EUSAGE, "bad object id");
 	if (!fl_tag_valid(tag))
 		return fl_err(err, FL_EUSAGE, "bad tag: use letters, digits, '.', '_', '-'");
-	return tags_write(s, tag, id, err);
+	return tags_write(s, 1, &tag, &id, err);
+}
+
+int
+fl_store_tags(struct fl_store *s, size_t n, const char *const *tag,
+    const char *const *id, char *err)
+{
+	if (n > FL_STORE_TAGS_MAX)
+		return fl_err(err, FL_EUSAGE, "%zu tags at once: at most %d", n,
+		    FL_STORE_TAGS_MAX);
+	for (size_t k = 0; k < n; k++) {
+		if (!fl_id_valid(id[k]))
+			return fl_err(err, FL_EUSAGE, "bad object id");
+		if (!fl_tag_valid(tag[k]))
+			return fl_err(err, FL_EUSAGE, "bad tag: use letters, "
+			    "digits, '.', '_', '-'");
+	}
+	return tags_write(s, n, tag, id, err);
 }
 
 int

@@ -85,6 +85,11 @@ int fl_store_delete(struct fl_store *s, const char *id, char *kind, size_t kindl
     char *err);
 /* Point tag at id (taking it off any other object). */
 int fl_store_tag(struct fl_store *s, const char *id, const char *tag, char *err);
+/* Point tag[k] at id[k] for each k < n, in one write of the tags file:
+ * all of them take effect, or none does. */
+#define FL_STORE_TAGS_MAX 8
+int fl_store_tags(struct fl_store *s, size_t n, const char *const *tag,
+    const char *const *id, char *err);
 /* id of what tag names, or of the newest object of kind (NULL: any). */
 int fl_store_lookup_tag(struct fl_store *s, const char *tag, char *id, char *err);
 int fl_store_latest(struct fl_store *s, const char *kind, char *id, char *err);

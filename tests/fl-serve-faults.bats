@@ -159,6 +159,44 @@ serve() {
 	cmp got "$D/k1.blob"
 }
 
+@test "faults: an aggregate whose tags the disk cannot keep: 500, neither tag moved, no object left" {
+	local p s=$BATS_TEST_TMPDIR/st u base a b first state n
+	cc -shared -fPIC -o failsync.so "$FIXTURES/failsync.c" -ldl
+	p=$(free_port)
+	u=http://127.0.0.1:$p
+	export FL_FAILSYNC_DIR=$PWD/fail LD_PRELOAD=$PWD/failsync.so
+	export ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}verify_asan_link_order=0
+	serve "$p" "$s"
+	unset LD_PRELOAD
+	fl-pack init --arch 8,4 --seed 7 -o a.blob
+	fl-pack init --arch 8,4 --seed 8 -o b.blob
+	base=$(fl-send $u "$D/small.blob")
+	a=$(fl-send $u a.blob)
+	b=$(fl-send $u b.blob)
+	set -- --uniform --base "$base" --server-opt adam --state st "$a" "$b"
+	run -0 fl-avg --on $u "$@"
+	first=$(curl -sf "$u/v1/tags/latest-aggregate" | fl-pack info --json - | sha1sum)
+	state=$(curl -sf "$u/v1/tags/st" | sha1sum)
+	n=$(ls "$s/objects" | wc -l)
+	# objects/ syncs, the store's directory (the tags file's) does not
+	echo "$s" >fail
+	run -1 --separate-stderr fl-avg --on $u "$@"
+	[[ $stderr == *"fsync: Input/output error"* ]]
+	rm fail
+	[ "$(ls "$s/objects" | wc -l)" = "$n" ]
+	[ "$(curl -sf "$u/v1/tags/latest-aggregate" | fl-pack info --json - | sha1sum)" = "$first" ]
+	[ "$(curl -sf "$u/v1/tags/st" | sha1sum)" = "$state" ]
+	# the disk back, the next round moves both
+	run -0 fl-avg --on $u "$@"
+	[ "$(ls "$s/objects" | wc -l)" = $((n + 2)) ]
+	[ "$(curl -sf "$u/v1/tags/st" | sha1sum)" != "$state" ]
+	# the aggregate's tag cannot also be the state's
+	run -0 curl -s -o /dev/null -w '%{http_code}' "$u/v1/tags/latest-aggregate"
+	[ "$output" = 200 ]
+	run -2 --separate-stderr fl-avg --on $u --uniform --base "$base" --server-opt adam --state latest-aggregate "$a" "$b"
+	[[ $stderr == *"state: the tag latest-aggregate is the aggregate's own (HTTP 400)"* ]]
+}
+
 @test "faults: an upload the worker pauses while its threads are busy is not dropped by --timeout" {
 	# four handlers hold the four worker threads for 5 s; a 10 MB upload
 	# fills the queue and is paused meanwhile, for longer than --timeout

@@ -503,6 +503,19 @@ main(void)
 	    "moving a tag");
 	CHECK(fl_store_tag(s, "0000000000000000", "x", err) == FL_ENOTFOUND, "tag unknown object");
 	CHECK(fl_store_tag(s, id1, "a/b", err) == FL_EUSAGE, "bad tag refused");
+	{
+		const char *tg[2] = { "one", "best" }, *to[2] = { id3, id1 };
+		const char *none[2] = { id3, "0000000000000000" };
+		CHECK(fl_store_tags(s, 2, tg, to, err) == FL_OK &&
+		    fl_store_lookup_tag(s, "one", got, err) == FL_OK && !strcmp(got, id3) &&
+		    fl_store_lookup_tag(s, "best", got, err) == FL_OK && !strcmp(got, id1),
+		    "two tags at once");
+		tg[0] = "best";
+		tg[1] = "one";
+		CHECK(fl_store_tags(s, 2, tg, none, err) == FL_ENOTFOUND &&
+		    fl_store_lookup_tag(s, "best", got, err) == FL_OK && !strcmp(got, id1),
+		    "one unknown object: no tag moves");
+	}
 
 	CHECK(list_page(s, &all, &v, err) == FL_OK && (objs = fl_map_get(&v, "objects")) &&
 	    objs->type == FL_V_ARRAY && objs->v.a.n == 3, "list has three");
