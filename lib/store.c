@@ -383,12 +383,12 @@ tags_write(struct fl_store *s, size_t n, const char *const *tag,
 	pthread_mutex_unlock(&s->mu);
 	if (rc == FL_OK && (rc = fl_atomic_open(&a, s->tagpath, err)) == FL_OK) {
 		if (fl_write_full(a.fd, b.data, b.len)) {
-			rc = fl_errno(err, FL_EIO, "%s", s->tagpath);
+			rc = fl_errno(err, FL_EIO, "tags");
 			fl_atomic_abort(&a);
 		} else if ((rc = fl_atomic_commit(&a, err)) == FL_OK &&
 		    fsync(s->topfd) && errno != EINVAL) {
 			/* the rename too is on the disk before the answer */
-			rc = fl_errno(err, FL_EIO, "%s: fsync", s->dir);
+			rc = fl_errno(err, FL_EIO, "the store's directory: fsync");
 		}
 	}
 	pthread_mutex_lock(&s->mu);
@@ -580,7 +580,7 @@ fl_store_begin(struct fl_store *s, struct fl_upload *u, char *err)
 	if (!(u->tmp = join(s->tmpdir, "up.XXXXXX")))
 		return fl_err(err, FL_EFAIL, "out of memory");
 	if ((u->fd = mkostemp(u->tmp, O_CLOEXEC)) < 0) {
-		fl_errno(err, FL_EIO, "%s", s->tmpdir);
+		fl_errno(err, FL_EIO, "tmp: cannot make the upload's file");
 		free(u->tmp);
 		u->tmp = NULL;
 		return FL_EIO;
@@ -792,11 +792,11 @@ fl_store_commit(struct fl_store *s, struct fl_upload *u,
 	ts[1].tv_sec = (time_t)(stored / 1000000000);
 	ts[1].tv_nsec = (long)(stored % 1000000000);
 	if (futimens(u->fd, ts)) {
-		rc = fl_errno(err, FL_EIO, "%s: cannot set its time", u->tmp);
+		rc = fl_errno(err, FL_EIO, "the upload: cannot set its time");
 		goto fail;
 	}
 	if (fsync(u->fd)) {
-		rc = fl_errno(err, FL_EIO, "%s: fsync", u->tmp);
+		rc = fl_errno(err, FL_EIO, "the upload: fsync");
 		goto fail;
 	}
 	for (tries = 0; ; tries++) {
@@ -809,7 +809,7 @@ fl_store_commit(struct fl_store *s, struct fl_upload *u,
 		if (renameat2(AT_FDCWD, u->tmp, AT_FDCWD, path, RENAME_NOREPLACE) == 0)
 			break;
 		if (errno != EEXIST || tries > 8) {
-			rc = fl_errno(err, FL_EIO, "%s", path);
+			rc = fl_errno(err, FL_EIO, "objects/%s", id);
 			goto fail;
 		}
 	}
@@ -819,7 +819,7 @@ fl_store_commit(struct fl_store *s, struct fl_upload *u,
 	u->tmp = NULL;
 	/* the name too is on the disk, or the object is not acknowledged */
 	if (fsync(s->objfd) && errno != EINVAL)
-		rc = fl_errno(err, FL_EIO, "%s: fsync", s->objdir);
+		rc = fl_errno(err, FL_EIO, "objects: fsync");
 	else
 		rc = entry_load(&e, path, id, err);
 	if (rc) {
@@ -962,7 +962,7 @@ fl_store_delete(struct fl_store *s, const char *id, char *kind, size_t kindlen,
 	pthread_mutex_unlock(&s->mu);
 	/* durable before the answer, with no lookup waiting on it */
 	if (fsync(s->objfd) && errno != EINVAL)
-		rc = fl_errno(err, FL_EIO, "%s: fsync", s->objdir);
+		rc = fl_errno(err, FL_EIO, "objects: fsync");
 	/* Its tags are gone here; should the file keep naming it (the disk
 	 * failing now), they are dropped when the store opens, as tags of
 	 * no object. The delete is done either way. */

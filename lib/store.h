@@ -16,7 +16,9 @@
  *   objects/ID   one blob per file, ID FL_ID_LEN lowercase hex digits
  *   tmp/         uploads under way (removed when the store opens)
  *   tags         "TAG ID" lines, replaced atomically
- * Every call is safe from several threads at once.
+ * Every call is safe from several threads at once. Errors of the calls
+ * after fl_store_open name the store's files by these names alone, never
+ * by their paths: a worker sends them to its clients.
  */
 struct fl_store;
 

@@ -108,6 +108,7 @@ serve() {
 	touch fail
 	run -1 --separate-stderr fl-send --retry 0 http://127.0.0.1:$p "$D/k1.blob"
 	[[ $stderr == *"objects: fsync: Input/output error (HTTP 500)"* ]]
+	[[ $stderr != *"$s"* ]]	# the worker's paths stay its own
 	run -0 curl -s -o tag.out -w '%{http_code}' -X PUT \
 	    "http://127.0.0.1:$p/v1/objects/${ptr##*/}/tags/best"
 	[ "$output" = 500 ]
@@ -118,7 +119,7 @@ serve() {
 	# the store's own directory alone: the object is kept, and said to be
 	echo "$s" >fail
 	run -1 --separate-stderr fl-send --retry 0 --tag best http://127.0.0.1:$p "$D/k2.blob"
-	[[ $stderr == *"stored as "*", but not tagged best: "*"fsync: Input/output error"* ]]
+	[[ $stderr == *"stored as "*", but not tagged best: the store's directory: fsync: Input/output error"* ]]
 	id=${stderr#*stored as }
 	id=${id%%,*}
 	run -0 curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$p/v1/tags/best"
