@@ -828,22 +828,30 @@ fl_store_commit(struct fl_store *s, struct fl_upload *u,
 		unreserve(s, u->bytes);
 		return rc;
 	}
-	free(path);
 	e.stored = stored;	/* were the file system's clock coarser */
-	if (info) {
+	if (info) {	/* e.kind is the index's once added */
 		fl_val_map(info);
 		fl_map_set_str(info, "id", id);
 		fl_map_set_str(info, "kind", e.kind);
 		fl_map_set_uint(info, "bytes", e.bytes);
 	}
 	pthread_mutex_lock(&s->mu);
-	s->reserved -= u->bytes;
 	if (index_add(s, &e, 1)) {
 		pthread_mutex_unlock(&s->mu);
+		/* not acknowledged: nor served after a restart */
+		unlink(path);
+		free(path);
 		entry_release(&e);
+		unreserve(s, u->bytes);
+		if (info) {
+			fl_val_release(info);
+			fl_val_nil(info);
+		}
 		return fl_err(err, FL_EFAIL, "out of memory");
 	}
+	s->reserved -= u->bytes;
 	pthread_mutex_unlock(&s->mu);
+	free(path);
 	if (!tag)
 		return FL_OK;
 	/* the object is stored and served: the message must say so */
