@@ -365,6 +365,7 @@ void
 srv_event_post(struct fl_server *s, struct fl_val *v)
 {
 	struct pending_event *e = malloc(sizeof(*e));
+	int wake;
 
 	if (!e) {
 		fl_val_release(v);
@@ -374,13 +375,17 @@ srv_event_post(struct fl_server *s, struct fl_val *v)
 	fl_val_nil(v);
 	e->next = NULL;
 	pthread_mutex_lock(&s->qmu);
+	/* events waiting: the service thread is woken already, and takes
+	 * this one with them (flush_events takes the whole list) */
+	wake = !s->evhead;
 	if (s->evtail)
 		s->evtail->next = e;
 	else
 		s->evhead = e;
 	s->evtail = e;
 	pthread_mutex_unlock(&s->qmu);
-	lws_cancel_service(s->ctx);
+	if (wake)
+		lws_cancel_service(s->ctx);
 }
 
 /* Send the events worker threads posted; on the service thread. */
