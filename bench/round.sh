@@ -2,6 +2,8 @@
 # bench/round.sh: what a federated round costs beyond its training.
 #
 #   bench/round.sh [RUNS]    (default 5; medians are printed)
+#   EPOCHS=3 bench/round.sh  (each fit trains 3 epochs: the overhead is
+#                            much the same, the training three times more)
 #
 # For 3 and for 20 workers (fl-serve on loopback, Fashion-MNIST split
 # non-IID among them, 1 epoch each), a round is
@@ -23,7 +25,7 @@ top=$PWD
 PATH="$top/bin:$PATH"
 RUNS=${1:-5}
 D=${BENCH_DIR:-/tmp/flkit-bench-round}
-FIT="--epochs 1 --batch 64 --lr 0.1 --seed 1"
+FIT="--epochs ${EPOCHS:-1} --batch 64 --lr 0.1 --seed 1"
 mkdir -p "$D"
 cd "$D"
 . "$top/share/lib/workers.sh"
